@@ -1,0 +1,79 @@
+"""Build script for the fastws C extension.
+
+``FASTWS_NO_EXTENSIONS=1`` skips the extension (pure-Python install). Without that, a failed
+build falls back to pure Python with a warning, unless ``FASTWS_REQUIRE_EXTENSIONS=1`` is set
+(CI and wheel builds), in which case it is an error.
+"""
+
+import os
+import sys
+import warnings
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
+
+
+NO_EXTENSIONS = _flag("FASTWS_NO_EXTENSIONS")
+REQUIRE_EXTENSIONS = _flag("FASTWS_REQUIRE_EXTENSIONS")
+
+
+class OptionalBuildExt(build_ext):
+    """Build the extension, or warn and install pure Python if it cannot be built."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # noqa: BLE001 - any build failure
+            self._fail(exc)
+
+    def build_extension(self, ext: Extension) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # noqa: BLE001 - compiler missing, compile error, ...
+            self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        if REQUIRE_EXTENSIONS:
+            raise
+        warnings.warn(
+            f"fastws: the C extension could not be built ({exc}); installing the pure-Python"
+            " codec, which is much slower",
+            stacklevel=1,
+        )
+
+
+def extensions() -> list:
+    if NO_EXTENSIONS:
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        if REQUIRE_EXTENSIONS:
+            raise
+        warnings.warn("fastws: Cython is not installed; installing the pure-Python codec")
+        return []
+    if sys.platform == "win32":
+        cflags = ["/O2"]
+    else:
+        # Never -march=native: wheels must run on any CPU of the architecture; the kernels
+        # pick AVX2/AVX-512/NEON at run time.
+        cflags = ["-O3", "-fno-strict-aliasing"]
+    ext = Extension(
+        "fastws._speedups",
+        sources=["src/fastws/_speedups.pyx", "src/fastws/_kernels/fastws_kernels.c"],
+        include_dirs=["src/fastws/_kernels"],
+        extra_compile_args=cflags,
+        define_macros=[("CYTHON_TRACE", "0")],
+    )
+    return cythonize(
+        [ext],
+        compiler_directives={"language_level": "3", "embedsignature": True},
+        quiet=True,
+    )
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
