@@ -177,3 +177,22 @@ def messages_of(parser: Any, chunks: Iterable[bytes]) -> List[Any]:
     for chunk in chunks:
         out.extend(parser.feed(chunk))
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Shorthands for parser tests.
+
+CLIENT_KEY = b"\x5a\xc3\x0f\x91"
+
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+
+def client_frame(opcode: int, payload: bytes = b"", **kwargs: Any) -> bytes:
+    """A frame as a client sends it: masked (with a fixed key unless one is given)."""
+    kwargs.setdefault("mask", CLIENT_KEY)
+    return raw_frame(opcode, payload, **kwargs)
+
+
+def server_frame(opcode: int, payload: bytes = b"", **kwargs: Any) -> bytes:
+    """A frame as a server sends it: unmasked."""
+    return raw_frame(opcode, payload, **kwargs)
