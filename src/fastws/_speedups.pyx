@@ -846,6 +846,8 @@ cdef class FrameParser:
             self._tail_len = 0
         buf = self._mbuf
         total = self._mlen
+        if total == 0:
+            return ""
         cut = _utf8_cut(buf, total) if not self._fin else total
         text = PyUnicode_DecodeUTF8(<char *>buf, cut, NULL)
         self._tail_len = total - cut
