@@ -23,6 +23,7 @@ __all__ = [
     "parse_extensions",
     "format_extension",
     "check_header",
+    "is_token",
 ]
 
 #: ``(name, params)`` of one entry of ``Sec-WebSocket-Extensions``; a param value is None
@@ -229,6 +230,11 @@ def parse_response_head(head: bytes, max_headers: int) -> Tuple[int, str, Header
     if len(status) != 3 or not status.isdigit() or not status.isascii():
         raise HTTPError(400, f"invalid status line {line[:64]!r}")
     return int(status), phrase, _parse_fields(lines[1:], max_headers)
+
+
+def is_token(value: str) -> bool:
+    """Tell whether ``value`` is an RFC 9110 token."""
+    return _TOKEN.fullmatch(value) is not None
 
 
 def split_list(values: Iterable[str]) -> List[str]:

@@ -30,6 +30,7 @@ from ._http import (
     HTTPError,
     as_header_list,
     check_header,
+    is_token,
     parse_extensions,
     split_list,
     split_tokens,
@@ -218,7 +219,10 @@ def build_request(
         check_header("Origin", origin)
         lines.append(f"Origin: {origin}")
     if subprotocols:
-        split_tokens(subprotocols, "subprotocol")  # each must be a token (RFC 6455 4.1)
+        for subprotocol in subprotocols:
+            # RFC 6455 4.1: each subprotocol is a token (so no commas or spaces either).
+            if not isinstance(subprotocol, str) or not is_token(subprotocol):
+                raise ValueError(f"invalid subprotocol {subprotocol!r}: it must be a token")
         lines.append("Sec-WebSocket-Protocol: " + ", ".join(subprotocols))
     if extensions:
         lines.append("Sec-WebSocket-Extensions: " + ", ".join(extensions))
