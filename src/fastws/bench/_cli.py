@@ -1,0 +1,174 @@
+"""Command line of ``python -m fastws.bench``."""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Callable
+
+from . import _report, codec, targets
+from ._runner import Case, Settings, group_cases, run_groups
+
+__all__ = ["SUITES", "SuiteOptions", "main"]
+
+
+@dataclass(frozen=True)
+class SuiteOptions:
+    """What every suite is told when it builds its cases.
+
+    Attributes:
+        quick: build lighter inputs (the ``--quick`` run must finish within a minute).
+    """
+
+    quick: bool = False
+
+
+def _codec_suite(options: SuiteOptions) -> list[Case]:
+    stream = (256 if options.quick else 1024) * 1024
+    return codec.cases(codec.CodecOptions(stream_bytes=stream))
+
+
+SUITES: dict[str, Callable[[SuiteOptions], list[Case]]] = {
+    "codec": _codec_suite,
+    # "connection": the sans-I/O ServerConnection/ClientConnection receive and send paths.
+    # "e2e": loopback echo over asyncio, with a raw TCP echo as the physical reference.
+}
+"""Suites by name, in the order they run."""
+
+QUICK = Settings(min_time=0.01, repeats=5, warmup=0.005)
+FULL = Settings(min_time=0.05, repeats=9, warmup=0.05)
+
+
+def _matches(patterns: Sequence[str], *names: str) -> bool:
+    """True if any pattern matches any name: a glob, a name, or a name's prefix."""
+    for pattern in patterns:
+        for name in names:
+            if fnmatch.fnmatchcase(name, pattern) or name.startswith(pattern):
+                return True
+    return False
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    benchmarks = ", ".join(codec.BENCHMARKS)
+    parser = argparse.ArgumentParser(
+        prog="python -m fastws.bench",
+        description=(
+            "Benchmark the fastws codec (Cython and pure Python) against the installed peers"
+            " (websockets, wsproto, aiohttp, picows) and a plain memory copy, side by side in"
+            " one run."
+        ),
+        epilog=f"benchmarks: {benchmarks}",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="short samples and inputs: the whole run takes under a minute",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only benchmarks matching NAME (a name, a prefix such as"
+        " 'utf8', or a glob; repeat or separate with commas)",
+    )
+    parser.add_argument(
+        "--impl",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only implementations matching NAME (fastws C is always kept"
+        " so that ratios can be computed)",
+    )
+    parser.add_argument("--json", metavar="FILE", help="write the raw figures to FILE")
+    parser.add_argument(
+        "--plot", metavar="FILE.png", help="draw a bar chart to FILE.png (needs matplotlib)"
+    )
+    parser.add_argument("--repeats", type=int, help="samples per case")
+    parser.add_argument(
+        "--min-time", type=float, metavar="SECONDS", help="target duration of one sample"
+    )
+    parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    parser.add_argument("--no-progress", action="store_true", help="do not report progress")
+    return parser.parse_args(argv)
+
+
+def _select(args: argparse.Namespace, options: SuiteOptions) -> list[Case]:
+    only = [p.strip() for item in args.only for p in item.split(",") if p.strip()]
+    impls = [p.strip() for item in args.impl for p in item.split(",") if p.strip()]
+    selected: list[Case] = []
+    for suite_name, suite in SUITES.items():
+        for case in suite(options):
+            if only and not _matches(only, case.benchmark, f"{suite_name}.{case.benchmark}"):
+                continue
+            if (
+                impls
+                and case.implementation != "fastws C"
+                and not _matches(impls, case.implementation)
+            ):
+                continue
+            selected.append(case)
+    return selected
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmarks and print the table.
+
+    Args:
+        argv: the command-line arguments (``sys.argv[1:]`` when None).
+
+    Returns:
+        The exit status: 0, or 2 when nothing matched the filters or an output failed.
+    """
+    args = _parse_args(argv)
+    options = SuiteOptions(quick=args.quick)
+    base = QUICK if args.quick else FULL
+    settings = Settings(
+        min_time=args.min_time if args.min_time is not None else base.min_time,
+        repeats=args.repeats if args.repeats is not None else base.repeats,
+        warmup=base.warmup,
+    )
+    cases = _select(args, options)
+    if not cases:
+        print("no benchmark matches the filters", file=sys.stderr)
+        return 2
+    if args.list:
+        for case in cases:
+            state = f"  (skipped: {case.note})" if case.skipped else ""
+            print(f"{case.benchmark:<13} {case.size:>9}  {case.implementation}{state}")
+        return 0
+
+    info = _report.machine_info()
+    out = sys.stdout
+    _report.describe_machine(info, settings, out)
+    out.flush()
+    started = time.perf_counter()
+    progress = None if args.no_progress else sys.stderr
+    results = run_groups(group_cases(cases), settings, progress)
+    elapsed = time.perf_counter() - started
+    _report.print_table(results, out)
+    targets.print_targets(results, out)
+    out.write(
+        f"\nmeasured in {elapsed:.1f} s: python -m fastws.bench"
+        f"{' ' + ' '.join(argv if argv is not None else sys.argv[1:])}\n"
+    )
+
+    status = 0
+    if args.json:
+        _report.write_json(
+            args.json, results, info, settings, {"quick": args.quick, "elapsed_s": elapsed}
+        )
+        print(f"raw figures written to {args.json}", file=sys.stderr)
+    if args.plot:
+        try:
+            _report.plot(args.plot, results, info)
+        except ImportError:
+            print("--plot needs matplotlib: pip install matplotlib", file=sys.stderr)
+            status = 2
+        else:
+            print(f"chart written to {args.plot}", file=sys.stderr)
+    return status
