@@ -179,6 +179,29 @@ static int prefix_ok(const uint8_t *b, size_t n)
     return 1;
 }
 
+/* Tail of a masking loop (fewer than 16 bytes left, i % 4 == 0), inlined
+ * into each ISA function so that it is compiled with the same encoding. */
+#define FWS_MASK_TAIL(dst, src, i, len, mask, m32)                          \
+    do {                                                                    \
+        uint64_t w64_ = ((uint64_t)(m32) << 32) | (m32);                    \
+        if ((i) + 8 <= (len)) {                                             \
+            uint64_t x_;                                                    \
+            memcpy(&x_, (src) + (i), 8);                                    \
+            x_ ^= w64_;                                                     \
+            memcpy((dst) + (i), &x_, 8);                                    \
+            (i) += 8;                                                       \
+        }                                                                   \
+        if ((i) + 4 <= (len)) {                                             \
+            uint32_t y_;                                                    \
+            memcpy(&y_, (src) + (i), 4);                                    \
+            y_ ^= (m32);                                                    \
+            memcpy((dst) + (i), &y_, 4);                                    \
+            (i) += 4;                                                       \
+        }                                                                   \
+        for (; (i) < (len); (i)++)                                          \
+            (dst)[i] = (uint8_t)((src)[i] ^ (mask)[(i) & 3]);               \
+    } while (0)
+
 /* ------------------------------------------------------------------------ */
 /* Shared tables of the lookup algorithm                                    */
 /* ------------------------------------------------------------------------ */
@@ -248,6 +271,7 @@ static const uint8_t fws_incomplete_max[64] = {
 #if defined(FWS_X86)
 
 /* ---- SSE2 masking ---- */
+
 static void mask_sse2(uint8_t *dst, const uint8_t *src, size_t len,
                       const uint8_t mask[4])
 {
@@ -270,20 +294,19 @@ static void mask_sse2(uint8_t *dst, const uint8_t *src, size_t len,
         __m128i a = _mm_loadu_si128((const __m128i *)(src + i));
         _mm_storeu_si128((__m128i *)(dst + i), _mm_xor_si128(a, mv));
     }
-    if (i < len)
-        mask_portable(dst + i, src + i, len - i, mask); /* i % 4 == 0 */
+    FWS_MASK_TAIL(dst, src, i, len, mask, m32);
 }
 
 /* ---- SSSE3 UTF-8 (the "sse2" tier; plain scalar if SSSE3 is missing) ---- */
+
+/* Error bits for the 16 bytes `in`, given the vectors of the bytes one, two
+ * and three positions earlier. */
 FWS_T_SSSE3
-static inline void utf8_block_ssse3(__m128i in, __m128i *prev, __m128i *err,
-                                    __m128i *inc, __m128i t1, __m128i t2,
-                                    __m128i t3, __m128i maxv)
+static inline __m128i utf8_check_ssse3(__m128i in, __m128i p1, __m128i p2,
+                                       __m128i p3, __m128i t1, __m128i t2,
+                                       __m128i t3)
 {
     const __m128i nib = _mm_set1_epi8(0x0F);
-    __m128i p1 = _mm_alignr_epi8(in, *prev, 15);
-    __m128i p2 = _mm_alignr_epi8(in, *prev, 14);
-    __m128i p3 = _mm_alignr_epi8(in, *prev, 13);
     __m128i a = _mm_shuffle_epi8(t1, _mm_and_si128(_mm_srli_epi16(p1, 4), nib));
     __m128i b = _mm_shuffle_epi8(t2, _mm_and_si128(p1, nib));
     __m128i c = _mm_shuffle_epi8(t3, _mm_and_si128(_mm_srli_epi16(in, 4), nib));
@@ -291,10 +314,20 @@ static inline void utf8_block_ssse3(__m128i in, __m128i *prev, __m128i *err,
     __m128i must = _mm_or_si128(_mm_subs_epu8(p2, _mm_set1_epi8(0x60)),
                                 _mm_subs_epu8(p3, _mm_set1_epi8(0x70)));
     must = _mm_and_si128(must, _mm_set1_epi8((char)0x80));
-    *err = _mm_or_si128(*err, _mm_xor_si128(must, sc));
-    *inc = _mm_subs_epu8(in, maxv);
-    *prev = in;
+    return _mm_xor_si128(must, sc);
 }
+
+#define SSSE3_BLOCK(in)                                                     \
+    do {                                                                    \
+        __m128i in_ = (in);                                                 \
+        err = _mm_or_si128(err, utf8_check_ssse3(                           \
+                                    in_, _mm_alignr_epi8(in_, prev, 15),    \
+                                    _mm_alignr_epi8(in_, prev, 14),         \
+                                    _mm_alignr_epi8(in_, prev, 13), t1, t2, \
+                                    t3));                                   \
+        inc = _mm_subs_epu8(in_, maxv);                                     \
+        prev = in_;                                                         \
+    } while (0)
 
 FWS_T_SSSE3
 static int utf8_ssse3(const uint8_t *s, size_t n)
@@ -318,10 +351,10 @@ static int utf8_ssse3(const uint8_t *s, size_t n)
             prev = d;
             continue;
         }
-        utf8_block_ssse3(a, &prev, &err, &inc, t1, t2, t3, maxv);
-        utf8_block_ssse3(b, &prev, &err, &inc, t1, t2, t3, maxv);
-        utf8_block_ssse3(c, &prev, &err, &inc, t1, t2, t3, maxv);
-        utf8_block_ssse3(d, &prev, &err, &inc, t1, t2, t3, maxv);
+        SSSE3_BLOCK(a);
+        SSSE3_BLOCK(b);
+        SSSE3_BLOCK(c);
+        SSSE3_BLOCK(d);
     }
     for (; i + 16 <= n; i += 16) {
         __m128i a = _mm_loadu_si128((const __m128i *)(s + i));
@@ -331,14 +364,31 @@ static int utf8_ssse3(const uint8_t *s, size_t n)
             prev = a;
             continue;
         }
-        utf8_block_ssse3(a, &prev, &err, &inc, t1, t2, t3, maxv);
+        SSSE3_BLOCK(a);
     }
     if (i < n) {
-        uint8_t tmp[16];
-        memset(tmp, 0, sizeof tmp);
-        memcpy(tmp, s + i, n - i);
-        utf8_block_ssse3(_mm_loadu_si128((const __m128i *)tmp), &prev, &err,
-                         &inc, t1, t2, t3, maxv);
+        if (n >= 16 + 3) {
+            /* last 16 bytes, overlapping bytes already checked (checking
+             * them again is harmless: each verdict only depends on a byte
+             * and its three predecessors) */
+            const uint8_t *q = s + n - 16;
+            __m128i a = _mm_loadu_si128((const __m128i *)q);
+            err = _mm_or_si128(
+                err, utf8_check_ssse3(a,
+                                      _mm_loadu_si128((const __m128i *)(q - 1)),
+                                      _mm_loadu_si128((const __m128i *)(q - 2)),
+                                      _mm_loadu_si128((const __m128i *)(q - 3)),
+                                      t1, t2, t3));
+            inc = _mm_subs_epu8(a, maxv);
+        } else {
+            /* short input: zero-padded copy */
+            uint8_t tmp[16];
+            size_t k;
+            memset(tmp, 0, sizeof tmp);
+            for (k = i; k < n; k++)
+                tmp[k - i] = s[k];
+            SSSE3_BLOCK(_mm_loadu_si128((const __m128i *)tmp));
+        }
     }
     err = _mm_or_si128(err, inc);
     return _mm_movemask_epi8(_mm_cmpeq_epi8(err, _mm_setzero_si128())) ==
@@ -375,21 +425,15 @@ static void mask_avx2(uint8_t *dst, const uint8_t *src, size_t len,
                          _mm_xor_si128(a, _mm256_castsi256_si128(mv)));
         i += 16;
     }
-    if (i < len)
-        mask_portable(dst + i, src + i, len - i, mask);
+    FWS_MASK_TAIL(dst, src, i, len, mask, m32);
 }
 
 FWS_T_AVX2
-static inline void utf8_block_avx2(__m256i in, __m256i *prev, __m256i *err,
-                                   __m256i *inc, __m256i t1, __m256i t2,
-                                   __m256i t3, __m256i maxv)
+static inline __m256i utf8_check_avx2(__m256i in, __m256i p1, __m256i p2,
+                                      __m256i p3, __m256i t1, __m256i t2,
+                                      __m256i t3)
 {
     const __m256i nib = _mm256_set1_epi8(0x0F);
-    /* lane 0: high half of prev, lane 1: low half of in */
-    __m256i sh = _mm256_permute2x128_si256(*prev, in, 0x21);
-    __m256i p1 = _mm256_alignr_epi8(in, sh, 15);
-    __m256i p2 = _mm256_alignr_epi8(in, sh, 14);
-    __m256i p3 = _mm256_alignr_epi8(in, sh, 13);
     __m256i a = _mm256_shuffle_epi8(
         t1, _mm256_and_si256(_mm256_srli_epi16(p1, 4), nib));
     __m256i b = _mm256_shuffle_epi8(t2, _mm256_and_si256(p1, nib));
@@ -400,10 +444,28 @@ static inline void utf8_block_avx2(__m256i in, __m256i *prev, __m256i *err,
         _mm256_subs_epu8(p2, _mm256_set1_epi8(0x60)),
         _mm256_subs_epu8(p3, _mm256_set1_epi8(0x70)));
     must = _mm256_and_si256(must, _mm256_set1_epi8((char)0x80));
-    *err = _mm256_or_si256(*err, _mm256_xor_si256(must, sc));
-    *inc = _mm256_subs_epu8(in, maxv);
-    *prev = in;
+    return _mm256_xor_si256(must, sc);
 }
+
+/* lane 0 of sh_: high half of prev, lane 1: low half of in */
+#define AVX2_BLOCK(in)                                                      \
+    do {                                                                    \
+        __m256i in_ = (in);                                                 \
+        __m256i sh_ = _mm256_permute2x128_si256(prev, in_, 0x21);           \
+        err = _mm256_or_si256(                                              \
+            err, utf8_check_avx2(in_, _mm256_alignr_epi8(in_, sh_, 15),     \
+                                 _mm256_alignr_epi8(in_, sh_, 14),          \
+                                 _mm256_alignr_epi8(in_, sh_, 13), t1, t2,  \
+                                 t3));                                      \
+        inc = _mm256_subs_epu8(in_, maxv);                                  \
+        prev = in_;                                                         \
+    } while (0)
+
+/* bytes k..15 then zeros, for shifting a vector down by k with pshufb */
+static const uint8_t fws_shift_tab[32] = {
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80};
 
 FWS_T_AVX2
 static int utf8_avx2(const uint8_t *s, size_t n)
@@ -431,10 +493,10 @@ static int utf8_avx2(const uint8_t *s, size_t n)
             prev = d;
             continue;
         }
-        utf8_block_avx2(a, &prev, &err, &inc, t1, t2, t3, maxv);
-        utf8_block_avx2(b, &prev, &err, &inc, t1, t2, t3, maxv);
-        utf8_block_avx2(c, &prev, &err, &inc, t1, t2, t3, maxv);
-        utf8_block_avx2(d, &prev, &err, &inc, t1, t2, t3, maxv);
+        AVX2_BLOCK(a);
+        AVX2_BLOCK(b);
+        AVX2_BLOCK(c);
+        AVX2_BLOCK(d);
     }
     for (; i + 32 <= n; i += 32) {
         __m256i a = _mm256_loadu_si256((const __m256i *)(s + i));
@@ -444,14 +506,36 @@ static int utf8_avx2(const uint8_t *s, size_t n)
             prev = a;
             continue;
         }
-        utf8_block_avx2(a, &prev, &err, &inc, t1, t2, t3, maxv);
+        AVX2_BLOCK(a);
     }
     if (i < n) {
-        uint8_t tmp[32];
-        memset(tmp, 0, sizeof tmp);
-        memcpy(tmp, s + i, n - i);
-        utf8_block_avx2(_mm256_loadu_si256((const __m256i *)tmp), &prev, &err,
-                        &inc, t1, t2, t3, maxv);
+        if (n >= 32 + 3) {
+            /* last 32 bytes, overlapping already checked ones (harmless) */
+            const uint8_t *q = s + n - 32;
+            __m256i a = _mm256_loadu_si256((const __m256i *)q);
+            err = _mm256_or_si256(
+                err,
+                utf8_check_avx2(a, _mm256_loadu_si256((const __m256i *)(q - 1)),
+                                _mm256_loadu_si256((const __m256i *)(q - 2)),
+                                _mm256_loadu_si256((const __m256i *)(q - 3)),
+                                t1, t2, t3));
+            inc = _mm256_subs_epu8(a, maxv);
+        } else if (i == 0 && n >= 16) {
+            /* 16..31 bytes: two overlapping 16-byte loads, the upper one
+             * shifted down so that the vector is s[0..n) and zeros */
+            __m128i lo = _mm_loadu_si128((const __m128i *)s);
+            __m128i hi = _mm_loadu_si128((const __m128i *)(s + n - 16));
+            hi = _mm_shuffle_epi8(
+                hi, _mm_loadu_si128((const __m128i *)(fws_shift_tab + 32 - n)));
+            AVX2_BLOCK(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1));
+        } else {
+            uint8_t tmp[32];
+            size_t k;
+            memset(tmp, 0, sizeof tmp);
+            for (k = i; k < n; k++)
+                tmp[k - i] = s[k];
+            AVX2_BLOCK(_mm256_loadu_si256((const __m256i *)tmp));
+        }
     }
     err = _mm256_or_si256(err, inc);
     return _mm256_testz_si256(err, err);
@@ -631,6 +715,7 @@ static void mask_neon(uint8_t *dst, const uint8_t *src, size_t len,
 {
     uint8_t m16[16];
     uint8x16_t mv;
+    uint32_t m32;
     size_t i = 0;
     for (i = 0; i < 16; i++)
         m16[i] = mask[i & 3];
@@ -648,18 +733,15 @@ static void mask_neon(uint8_t *dst, const uint8_t *src, size_t len,
     }
     for (; i + 16 <= len; i += 16)
         vst1q_u8(dst + i, veorq_u8(vld1q_u8(src + i), mv));
-    if (i < len)
-        mask_portable(dst + i, src + i, len - i, mask);
+    memcpy(&m32, mask, 4);
+    FWS_MASK_TAIL(dst, src, i, len, mask, m32);
 }
 
-static inline void utf8_block_neon(uint8x16_t in, uint8x16_t *prev,
-                                   uint8x16_t *err, uint8x16_t *inc,
-                                   uint8x16_t t1, uint8x16_t t2,
-                                   uint8x16_t t3, uint8x16_t maxv)
+static inline uint8x16_t utf8_check_neon(uint8x16_t in, uint8x16_t p1,
+                                         uint8x16_t p2, uint8x16_t p3,
+                                         uint8x16_t t1, uint8x16_t t2,
+                                         uint8x16_t t3)
 {
-    uint8x16_t p1 = vextq_u8(*prev, in, 15);
-    uint8x16_t p2 = vextq_u8(*prev, in, 14);
-    uint8x16_t p3 = vextq_u8(*prev, in, 13);
     uint8x16_t a = vqtbl1q_u8(t1, vshrq_n_u8(p1, 4));
     uint8x16_t b = vqtbl1q_u8(t2, vandq_u8(p1, vdupq_n_u8(0x0F)));
     uint8x16_t c = vqtbl1q_u8(t3, vshrq_n_u8(in, 4));
@@ -667,10 +749,19 @@ static inline void utf8_block_neon(uint8x16_t in, uint8x16_t *prev,
     uint8x16_t must = vorrq_u8(vcgeq_u8(p2, vdupq_n_u8(0xE0)),
                                vcgeq_u8(p3, vdupq_n_u8(0xF0)));
     must = vandq_u8(must, vdupq_n_u8(0x80));
-    *err = vorrq_u8(*err, veorq_u8(must, sc));
-    *inc = vqsubq_u8(in, maxv);
-    *prev = in;
+    return veorq_u8(must, sc);
 }
+
+#define NEON_BLOCK(in)                                                      \
+    do {                                                                    \
+        uint8x16_t in_ = (in);                                              \
+        err = vorrq_u8(err, utf8_check_neon(in_, vextq_u8(prev, in_, 15),   \
+                                            vextq_u8(prev, in_, 14),        \
+                                            vextq_u8(prev, in_, 13), t1,    \
+                                            t2, t3));                       \
+        inc = vqsubq_u8(in_, maxv);                                         \
+        prev = in_;                                                         \
+    } while (0)
 
 static int utf8_neon(const uint8_t *s, size_t n)
 {
@@ -692,10 +783,10 @@ static int utf8_neon(const uint8_t *s, size_t n)
             prev = d;
             continue;
         }
-        utf8_block_neon(a, &prev, &err, &inc, t1, t2, t3, maxv);
-        utf8_block_neon(b, &prev, &err, &inc, t1, t2, t3, maxv);
-        utf8_block_neon(c, &prev, &err, &inc, t1, t2, t3, maxv);
-        utf8_block_neon(d, &prev, &err, &inc, t1, t2, t3, maxv);
+        NEON_BLOCK(a);
+        NEON_BLOCK(b);
+        NEON_BLOCK(c);
+        NEON_BLOCK(d);
     }
     for (; i + 16 <= n; i += 16) {
         uint8x16_t a = vld1q_u8(s + i);
@@ -705,13 +796,25 @@ static int utf8_neon(const uint8_t *s, size_t n)
             prev = a;
             continue;
         }
-        utf8_block_neon(a, &prev, &err, &inc, t1, t2, t3, maxv);
+        NEON_BLOCK(a);
     }
     if (i < n) {
-        uint8_t tmp[16];
-        memset(tmp, 0, sizeof tmp);
-        memcpy(tmp, s + i, n - i);
-        utf8_block_neon(vld1q_u8(tmp), &prev, &err, &inc, t1, t2, t3, maxv);
+        if (n >= 16 + 3) {
+            /* last 16 bytes, overlapping already checked ones (harmless) */
+            const uint8_t *q = s + n - 16;
+            uint8x16_t a = vld1q_u8(q);
+            err = vorrq_u8(err, utf8_check_neon(a, vld1q_u8(q - 1),
+                                                vld1q_u8(q - 2),
+                                                vld1q_u8(q - 3), t1, t2, t3));
+            inc = vqsubq_u8(a, maxv);
+        } else {
+            uint8_t tmp[16];
+            size_t k;
+            memset(tmp, 0, sizeof tmp);
+            for (k = i; k < n; k++)
+                tmp[k - i] = s[k];
+            NEON_BLOCK(vld1q_u8(tmp));
+        }
     }
     err = vorrq_u8(err, inc);
     return vmaxvq_u8(err) == 0;
