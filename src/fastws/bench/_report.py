@@ -216,6 +216,28 @@ def write_json(
         f.write("\n")
 
 
+_PEER_COLOURS = {
+    "websockets": ("#2ca02c", "#98df8a"),
+    "wsproto": ("#9467bd", "#c5b0d5"),
+    "aiohttp": ("#d62728", "#ff9896"),
+    "picows": ("#ff7f0e", "#ffbb78"),
+}
+
+
+def _colour(name: str, kind: str) -> str:
+    """A stable colour per implementation: blues for fastws, one hue per peer, greys for
+    the references; a variant (pure Python, text as bytes) is the lighter shade."""
+    if kind == "fastws":
+        return "#08306b" if name == FASTWS_C else "#4292c6"
+    if kind == "pure":
+        return "#9ecae1"
+    if kind == "reference":
+        return "#7f7f7f" if name.startswith("memcpy") else "#404040"
+    base = name.split()[0]
+    dark, light = _PEER_COLOURS.get(base, ("#8c564b", "#c49c94"))
+    return light if "pure" in name else dark
+
+
 def plot(path: str, results: Sequence[Result], info: dict[str, Any]) -> None:
     """Draw one bar chart per benchmark (log scale), implementations side by side per size.
 
@@ -237,8 +259,8 @@ def plot(path: str, results: Sequence[Result], info: dict[str, Any]) -> None:
     for result in results:
         if result.ok and result.case.implementation not in impls:
             impls.append(result.case.implementation)
-    colours = plt.get_cmap("tab10")
-    colour_of = {name: colours(i % 10) for i, name in enumerate(impls)}
+    kinds = {r.case.implementation: r.case.kind for r in results}
+    colour_of = {name: _colour(name, kinds[name]) for name in impls}
 
     ncols = 2 if len(benchmarks) > 1 else 1
     nrows = -(-len(benchmarks) // ncols)
@@ -246,7 +268,9 @@ def plot(path: str, results: Sequence[Result], info: dict[str, Any]) -> None:
     for ax, benchmark in zip(axes.flat, benchmarks):
         rows = [r for r in results if r.ok and r.case.benchmark == benchmark]
         sizes = sorted({r.case.size for r in rows})
-        names = [n for n in impls if any(r.case.implementation == n for r in rows)]
+        # The benchmark's own order (fastws first, then the peers), the references last.
+        names = list(dict.fromkeys(r.case.implementation for r in rows))
+        names.sort(key=lambda n: kinds[n] == "reference")
         width = 0.8 / max(1, len(names))
         unit = rows[0].case.unit
         scale = 1e9 if unit == "bytes" else 1e6
@@ -266,6 +290,9 @@ def plot(path: str, results: Sequence[Result], info: dict[str, Any]) -> None:
                 width,
                 label=name,
                 color=colour_of[name],
+                hatch="//" if kinds[name] == "reference" else None,
+                edgecolor="white",
+                linewidth=0.3,
                 yerr=[errs_lo, errs_hi],
                 capsize=1.5,
             )
