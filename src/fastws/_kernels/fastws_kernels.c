@@ -676,6 +676,7 @@ static uint64_t fws_xgetbv0(void)
 #define FWS_CPU_SSSE3 1u
 #define FWS_CPU_AVX2 2u
 #define FWS_CPU_AVX512BW 4u
+#define FWS_CPU_VBMI2 8u     /* Ice Lake / Zen 4 and later */
 
 static unsigned fws_x86_features(void)
 {
@@ -701,6 +702,8 @@ static unsigned fws_x86_features(void)
     if ((r[1] & (1u << 16)) && (r[1] & (1u << 30)) &&
         (xcr0 & 0xE6) == 0xE6)         /* opmask + ZMM state enabled */
         f |= FWS_CPU_AVX512BW;
+    if (r[2] & (1u << 6))
+        f |= FWS_CPU_VBMI2;
     return f;
 }
 #endif /* FWS_X86 */
@@ -884,8 +887,20 @@ void fastws_kernels_init(void)
 {
     if (g_inited)
         return;
-    if (fws_select("avx512bw") != 0 && fws_select("avx2") != 0 &&
-        fws_select("neon") != 0 && fws_select("sse2") != 0)
+#if defined(FWS_X86)
+    /* AVX-512 is only picked by default on CPUs that also have VBMI2
+     * (Ice Lake, Sapphire Rapids, Zen 4 and later): there 512-bit integer
+     * code costs little or no clock frequency, and it measured faster than
+     * AVX2 (tests/c/bench_kernels.c).  On Skylake-SP / Cascade Lake the
+     * frequency drop would also slow down the surrounding Python code, so
+     * AVX2 is used there (AVX-512 can still be forced). */
+    if ((fws_x86_features() & FWS_CPU_VBMI2) && fws_select("avx512bw") == 0) {
+        g_inited = 1;
+        return;
+    }
+#endif
+    if (fws_select("avx2") != 0 && fws_select("neon") != 0 &&
+        fws_select("sse2") != 0)
         fws_select("portable");
     g_inited = 1;
 }
