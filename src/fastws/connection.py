@@ -233,8 +233,11 @@ class _Connection:
                 return
             if self._parser.controls:
                 self._handle_items(items, now)
-            else:
+            elif self._events:
                 self._events += items
+            else:
+                # feed() returns a new list each call: keep it rather than copy it.
+                self._events = items
             return
         self._receive_slow(data, now)
 
