@@ -334,6 +334,12 @@ class FrameParser:
         fragments: deliver each data frame as it arrives (``final`` tells the last one) instead
             of whole messages.
         text_as_bytes: deliver text as validated UTF-8 ``bytes`` instead of ``str``.
+        inflater: the negotiated compression extension's receive side, or None. When set, RSV1
+            marks a compressed message (RFC 7692 6.1) and each piece of its payload goes
+            through ``inflater.feed(data, final, limit)``, which returns the inflated bytes
+            and, with ``final``, ends the message. To keep memory bounded it returns at most
+            ``limit + 1`` bytes (``limit`` is -1 when there is no limit); the parser fails the
+            message with 1009 as soon as the inflated size passes ``max_message_size``.
     """
 
     def __init__(
@@ -343,6 +349,7 @@ class FrameParser:
         max_message_size: Optional[int] = 1 << 20,
         fragments: bool = False,
         text_as_bytes: bool = False,
+        inflater: Any = None,
     ) -> None:
         if max_message_size is not None and max_message_size < 0:
             raise ValueError("max_message_size must be >= 0 or None")
@@ -365,6 +372,9 @@ class FrameParser:
         self._msg_parts: List[Any] = []
         self._validator: Optional[Utf8Validator] = None
         self._decoder: Any = None
+        self._inflater = inflater
+        self._compressed = False
+        self._plain_size = 0
         self._error: Optional[ProtocolError] = None
         self._closed = False
         self.controls = 0
@@ -453,6 +463,7 @@ class FrameParser:
                 pos += hlen
                 if opcode == _OP_TEXT or opcode == _OP_BINARY:
                     self._msg_opcode = opcode
+                    self._compressed = bool(b0 & 0x40)
                     if opcode == _OP_TEXT:
                         if self._validator is None:
                             self._validator = Utf8Validator()
@@ -471,7 +482,10 @@ class FrameParser:
                 piece = _xor(piece, mask)
             self._offset += take
             self._remaining -= take
-            if self._opcode < 8:
+            if self._opcode < 8 and self._compressed:
+                self._msg_size += take
+                piece = self._inflate(piece)
+            elif self._opcode < 8:
                 self._msg_size += take
                 if self._msg_opcode == _OP_TEXT and piece:
                     assert self._validator is not None
@@ -488,11 +502,37 @@ class FrameParser:
                 break
         self._buf = buf[pos:] if pos < end else b""
 
+    def _inflate(self, piece: bytes) -> bytes:
+        final = self._fin and not self._remaining
+        if not piece and not final:
+            return piece
+        limit = -1 if self._max < 0 else self._max - self._plain_size
+        plain = self._inflater.feed(piece, final, limit)
+        if type(plain) is not bytes:
+            raise TypeError(f"inflater.feed() returned {type(plain).__name__}, not bytes")
+        size = len(plain)
+        if self._max >= 0 and self._plain_size + size > self._max:
+            raise ProtocolError(
+                1009,
+                f"message of {self._plain_size + size} bytes or more exceeds the"
+                f" limit of {self._max}",
+            )
+        self._plain_size += size
+        if self._msg_opcode == _OP_TEXT and plain:
+            assert self._validator is not None
+            if not self._validator.feed(plain):
+                raise ProtocolError(1007, "invalid UTF-8 in text message")
+        return plain
+
     def _check_first_bytes(self, b0: int, b1: int) -> None:
-        # RFC 6455 5.2: RSV1-3 MUST be 0 unless an extension defines them.
-        if b0 & 0x70:
-            raise ProtocolError(1002, f"reserved bits set: 0x{b0 & 0x70:02x}")
         opcode = b0 & 0x0F
+        # RFC 6455 5.2: RSV1-3 MUST be 0 unless an extension defines them. RFC 7692 6.1:
+        # permessage-deflate owns RSV1, set on the first frame of a compressed message only.
+        if b0 & 0x70:
+            if (b0 & 0x70) != 0x40 or self._inflater is None:
+                raise ProtocolError(1002, f"reserved bits set: 0x{b0 & 0x70:02x}")
+            if opcode != _OP_TEXT and opcode != _OP_BINARY:
+                raise ProtocolError(1002, "RSV1 set on a frame that does not start a message")
         if opcode >= 8:
             if opcode > _OP_PONG:
                 raise ProtocolError(1002, f"reserved opcode 0x{opcode:x}")
@@ -559,6 +599,8 @@ class FrameParser:
         if self._fin:
             self._msg_opcode = 0
             self._msg_size = 0
+            self._plain_size = 0
+            self._compressed = False
             if self._decoder is not None:
                 self._decoder.reset()
 

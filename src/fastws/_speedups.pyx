@@ -476,6 +476,12 @@ cdef class FrameParser:
         fragments: deliver each data frame as it arrives (``final`` tells the last one) instead
             of whole messages.
         text_as_bytes: deliver text as validated UTF-8 ``bytes`` instead of ``str``.
+        inflater: the negotiated compression extension's receive side, or None. When set, RSV1
+            marks a compressed message (RFC 7692 6.1) and each piece of its payload goes
+            through ``inflater.feed(data, final, limit)``, which returns the inflated bytes
+            and, with ``final``, ends the message. To keep memory bounded it returns at most
+            ``limit + 1`` bytes (``limit`` is -1 when there is no limit); the parser fails the
+            message with 1009 as soon as the inflated size passes ``max_message_size``.
     """
 
     cdef bint _require_mask
@@ -505,6 +511,10 @@ cdef class FrameParser:
     # Fragment mode: the bytes of a character split between two text frames.
     cdef uint8_t _tail[4]
     cdef Py_ssize_t _tail_len
+    # Compressed messages (RFC 7692): the extension's inflater, and the inflated size so far.
+    cdef object _inflater
+    cdef bint _compressed
+    cdef long long _plain_size
     cdef object _error
     cdef bint _closed
     cdef public int controls
@@ -514,7 +524,7 @@ cdef class FrameParser:
         self._mcap = 0
 
     def __init__(self, *, require_mask=True, max_message_size=1 << 20, fragments=False,
-                 text_as_bytes=False):
+                 text_as_bytes=False, inflater=None):
         if max_message_size is not None and max_message_size < 0:
             raise ValueError("max_message_size must be >= 0 or None")
         self._require_mask = bool(require_mask)
@@ -527,6 +537,9 @@ cdef class FrameParser:
         self._msg_size = 0
         self._mlen = 0
         self._tail_len = 0
+        self._inflater = inflater
+        self._compressed = False
+        self._plain_size = 0
         self._error = None
         self._closed = False
         self.controls = 0
@@ -614,9 +627,13 @@ cdef class FrameParser:
 
     cdef int _check_first_bytes(self, uint8_t b0, uint8_t b1) except -1:
         cdef int opcode = b0 & 0x0F
-        # RFC 6455 5.2: RSV1-3 MUST be 0 unless an extension defines them.
+        # RFC 6455 5.2: RSV1-3 MUST be 0 unless an extension defines them. RFC 7692 6.1:
+        # permessage-deflate owns RSV1, set on the first frame of a compressed message only.
         if b0 & 0x70:
-            raise ProtocolError(1002, f"reserved bits set: 0x{b0 & 0x70:02x}")
+            if (b0 & 0x70) != 0x40 or self._inflater is None:
+                raise ProtocolError(1002, f"reserved bits set: 0x{b0 & 0x70:02x}")
+            if opcode != OP_TEXT and opcode != OP_BINARY:
+                raise ProtocolError(1002, "RSV1 set on a frame that does not start a message")
         if opcode >= 8:
             if opcode > OP_PONG:
                 raise ProtocolError(1002, f"reserved opcode 0x{opcode:x}")
@@ -687,6 +704,7 @@ cdef class FrameParser:
         self._ctl_len = 0
         if opcode == OP_TEXT or opcode == OP_BINARY:
             self._msg_opcode = opcode
+            self._compressed = (b0 & 0x40) != 0
             if opcode == OP_TEXT:
                 fastws_utf8_init(&self._utf8)
         return hlen
@@ -720,7 +738,7 @@ cdef class FrameParser:
                 pos += hlen
                 length = <Py_ssize_t>self._remaining
                 if (self._fin and self._opcode != OP_CONT and self._opcode < 8
-                        and self._remaining <= <uint64_t>(n - pos)):
+                        and not self._compressed and self._remaining <= <uint64_t>(n - pos)):
                     # Fast path: a whole unfragmented message in this chunk.
                     self._whole_message(p + pos, length, out)
                     pos += length
@@ -734,6 +752,14 @@ cdef class FrameParser:
             if self._opcode >= 8:
                 dst = self._ctl + self._ctl_len
                 self._ctl_len += take
+            elif self._compressed:
+                self._compressed_piece(p + pos, take)
+                pos += take
+                if self._remaining:
+                    return 0
+                self._state = NEED_HEADER
+                self._frame_done(out)
+                continue
             else:
                 self._reserve(take)
                 dst = self._mbuf + self._mlen
@@ -758,6 +784,45 @@ cdef class FrameParser:
             self._frame_done(out)
             if self._closed:
                 return 0
+
+    cdef int _compressed_piece(self, const uint8_t *p, Py_ssize_t take) except -1:
+        """Unmask a piece of a compressed message and append what it inflates to."""
+        cdef uint8_t key[4]
+        cdef bytes piece = PyBytes_FromStringAndSize(NULL, take)
+        cdef uint8_t *raw = <uint8_t *>PyBytes_AS_STRING(piece)
+        cdef object plain
+        cdef Py_ssize_t size
+        cdef bint final
+        if take:
+            if self._masked:
+                _rotate(key, self._key, self._offset)
+                _mask(raw, p, take, key)
+            else:
+                memcpy(raw, p, <size_t>take)
+        self._offset += <uint64_t>take
+        self._remaining -= <uint64_t>take
+        self._msg_size += take
+        final = self._fin and self._remaining == 0
+        if not take and not final:
+            return 0
+        plain = self._inflater.feed(
+            piece, final, -1 if self._max < 0 else self._max - self._plain_size)
+        if type(plain) is not bytes:
+            raise TypeError(f"inflater.feed() returned {type(plain).__name__}, not bytes")
+        size = PyBytes_GET_SIZE(plain)
+        if self._max >= 0 and self._plain_size + size > self._max:
+            raise ProtocolError(
+                1009, f"message of {self._plain_size + size} bytes or more exceeds the"
+                f" limit of {self._max}")
+        self._plain_size += size
+        if size:
+            self._reserve(size)
+            memcpy(self._mbuf + self._mlen, PyBytes_AS_STRING(plain), <size_t>size)
+            self._mlen += size
+            if self._msg_opcode == OP_TEXT:
+                if not fastws_utf8_feed(&self._utf8, self._mbuf + self._mlen - size, <size_t>size):
+                    raise ProtocolError(1007, "invalid UTF-8 in text message")
+        return 0
 
     cdef int _whole_message(self, const uint8_t *p, Py_ssize_t n, list out) except -1:
         cdef object obj
@@ -826,6 +891,8 @@ cdef class FrameParser:
         if self._fin:
             self._msg_opcode = 0
             self._msg_size = 0
+            self._plain_size = 0
+            self._compressed = False
             self._tail_len = 0
             if self._mcap > (1 << 16):
                 # Do not keep a large message's buffer for the life of the connection.

@@ -11,6 +11,7 @@ import os
 import random
 import sys
 import time
+import zlib
 from typing import Any, List, Tuple
 
 from fastws import _codec_py as P
@@ -27,7 +28,30 @@ def describe(item: Any) -> Tuple[Any, ...]:
     return (name, int(item.code), item.reason)
 
 
+class Inflater:
+    """A minimal permessage-deflate receive side for the parser's ``inflater`` hook."""
+
+    def __init__(self) -> None:
+        self._d = zlib.decompressobj(-15)
+
+    def feed(self, data: bytes, final: bool, limit: int) -> bytes:
+        if final:
+            data += b"\x00\x00\xff\xff"
+        try:
+            return self._d.decompress(data, limit + 1 if limit >= 0 else 0)
+        except zlib.error:
+            raise ProtocolError(1002, "invalid compressed data") from None
+
+
+def deflate(data: bytes) -> bytes:
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return (c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
 def run_parser(mod: Any, options: dict, chunks: List[bytes]) -> List[Any]:
+    options = dict(options)
+    if options.pop("compressed", False):
+        options["inflater"] = Inflater()
     parser = mod.FrameParser(**options)
     log: List[Any] = []
     for chunk in chunks:
@@ -53,7 +77,7 @@ def random_payload(rng: random.Random, text: bool) -> bytes:
     return rng.randbytes(n)
 
 
-def random_stream(rng: random.Random, masked: bool) -> bytes:
+def random_stream(rng: random.Random, masked: bool, compressed: bool = False) -> bytes:
     out = bytearray()
     for _ in range(rng.randint(1, 12)):
         r = rng.random()
@@ -68,13 +92,18 @@ def random_stream(rng: random.Random, masked: bool) -> bytes:
         else:
             text = rng.random() < 0.6
             payload = random_payload(rng, text)
+            rsv = 0
+            if compressed and rng.random() < 0.7:
+                payload = deflate(payload * rng.choice([1, 1, 50]))
+                rsv = 0x40
             pieces = rng.randint(1, 4)
             cuts = sorted(rng.randint(0, len(payload)) for _ in range(pieces - 1))
             bounds = [0] + cuts + [len(payload)]
             for i in range(pieces):
                 op = (1 if text else 2) if i == 0 else 0
                 out += P.build_frame(
-                    op, payload[bounds[i] : bounds[i + 1]], fin=i == pieces - 1, mask=mask
+                    op, payload[bounds[i] : bounds[i + 1]], fin=i == pieces - 1,
+                    rsv=rsv if i == 0 else 0, mask=mask,
                 )
                 if rng.random() < 0.1:
                     out += P.build_frame(9, b"p", mask=mask)
@@ -107,8 +136,9 @@ def check_parser(rng: random.Random) -> None:
         "max_message_size": rng.choice([None, 0, 10, 125, 1000, 1 << 20]),
         "fragments": rng.random() < 0.3,
         "text_as_bytes": rng.random() < 0.3,
+        "compressed": rng.random() < 0.25,
     }
-    data = random_stream(rng, masked)
+    data = random_stream(rng, masked, options["compressed"])
     chunks = chunked(rng, data)
     a = run_parser(P, options, chunks)
     b = run_parser(C, options, [bytearray(c) if rng.random() < 0.1 else c for c in chunks])
