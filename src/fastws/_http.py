@@ -12,18 +12,18 @@ import re
 from typing import Final, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 __all__ = [
+    "ExtensionOffer",
+    "HTTPError",
     "Headers",
     "HeadersLike",
-    "HTTPError",
-    "ExtensionOffer",
+    "check_header",
     "find_head_end",
+    "format_extension",
+    "is_token",
+    "parse_extensions",
     "parse_request_head",
     "parse_response_head",
     "split_list",
-    "parse_extensions",
-    "format_extension",
-    "check_header",
-    "is_token",
 ]
 
 #: ``(name, params)`` of one entry of ``Sec-WebSocket-Extensions``; a param value is None
@@ -328,5 +328,5 @@ def _skip_ows(value: str, pos: int) -> int:
 def _token_at(value: str, pos: int, what: str) -> Tuple[str, int]:
     match = _TOKEN.match(value, pos)
     if match is None:
-        raise HTTPError(400, f"expected {what} at {value[pos:pos + 16]!r}")
+        raise HTTPError(400, f"expected {what} at {value[pos : pos + 16]!r}")
     return match.group(), match.end()

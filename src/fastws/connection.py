@@ -53,7 +53,7 @@ from .handshake import (
     rejection,
 )
 
-__all__ = ["ServerConnection", "ClientConnection", "Data", "InvalidStateError"]
+__all__ = ["ClientConnection", "Data", "InvalidStateError", "ServerConnection"]
 
 Data = Union[str, bytes, bytearray, memoryview]
 
@@ -177,7 +177,7 @@ class _Connection:
         self._take = writer.take
         self._frame = writer.frame
         # Options only the slow paths read share one tuple: fewer slots, a smaller object.
-        self._options = (
+        self._options: Tuple[Optional[float], Optional[float], int, Optional[float], int, int] = (
             ping_interval,
             ping_timeout,
             max_missed_pongs,
@@ -214,7 +214,9 @@ class _Connection:
         """The connection's :class:`fastws.State`."""
         return self._state
 
-    def receive_data(self, data: Union[bytes, bytearray, memoryview], now: Optional[float] = None) -> None:
+    def receive_data(
+        self, data: Union[bytes, bytearray, memoryview], now: Optional[float] = None
+    ) -> None:
         """Feed bytes received from the peer; ``b""`` means the TCP connection ended.
 
         Args:
@@ -252,8 +254,8 @@ class _Connection:
         out = self._out
         if out:
             self._out = b""
-            return out + self._take()
-        return self._take()
+            return out + self._take()  # type: ignore[no-any-return]
+        return self._take()  # type: ignore[no-any-return]
 
     # ----------------------------------------------------------------------------------------
     # Sending.
@@ -298,8 +300,10 @@ class _Connection:
         current = self._frag_op
         if current and kind != current:
             expected = "str" if current == _OP_TEXT else "bytes"
-            raise TypeError(f"the message being sent is {'text' if current == _OP_TEXT else 'binary'}: "
-                            f"its next fragment must be {expected}, not {type(data).__name__}")
+            raise TypeError(
+                f"the message being sent is {'text' if current == _OP_TEXT else 'binary'}: "
+                f"its next fragment must be {expected}, not {type(data).__name__}"
+            )
         self._frame(_OP_CONT if current else kind, data, final)
         if final:
             self._frag_op = 0
@@ -308,7 +312,9 @@ class _Connection:
             self._frag_op = kind
             self._can_send = False
 
-    def ping(self, payload: Union[bytes, bytearray, memoryview] = b"", now: Optional[float] = None) -> None:
+    def ping(
+        self, payload: Union[bytes, bytearray, memoryview] = b"", now: Optional[float] = None
+    ) -> None:
         """Send a ping (RFC 6455 5.5.2).
 
         When a pong with the same payload comes back, a :class:`fastws.events.PingAnswered`
@@ -338,7 +344,9 @@ class _Connection:
             self._refuse("pong")
         self._frame(_OP_PONG, payload)
 
-    def close(self, code: Optional[int] = 1000, reason: str = "", now: Optional[float] = None) -> None:
+    def close(
+        self, code: Optional[int] = 1000, reason: str = "", now: Optional[float] = None
+    ) -> None:
         """Start the closing handshake (RFC 6455 7.1.2).
 
         Args:
@@ -381,7 +389,8 @@ class _Connection:
         due = self._close_due
         if due is not None:
             if due == _UNANCHORED:
-                self._close_due = now + self._options[3]
+                # Only set while close_timeout is not None.
+                self._close_due = now + (self._options[3] or 0.0)
             elif now >= due:
                 self._close_timed_out()
                 return
@@ -396,7 +405,8 @@ class _Connection:
                 return
         due = self._ping_due
         if due is not None:
-            interval = self._options[0]
+            # Only set while ping_interval is not None.
+            interval = self._options[0] or 0.0
             if due == _UNANCHORED:
                 self._ping_due = now + interval
             elif now >= due:
@@ -679,7 +689,9 @@ class ServerConnection(_Connection):
         """
         request = self._request
         if request is None or self._state is not _CONNECTING:
-            raise InvalidStateError(f"cannot accept() in state {self._state.name}: no request is waiting")
+            raise InvalidStateError(
+                f"cannot accept() in state {self._state.name}: no request is waiting"
+            )
         if subprotocol is None:
             subprotocol = request.subprotocol
         elif subprotocol not in request.subprotocols:
@@ -717,7 +729,9 @@ class ServerConnection(_Connection):
             ValueError: ``status`` is 101 or not a valid status, or a header is invalid.
         """
         if self._request is None or self._state is not _CONNECTING:
-            raise InvalidStateError(f"cannot reject() in state {self._state.name}: no request is waiting")
+            raise InvalidStateError(
+                f"cannot reject() in state {self._state.name}: no request is waiting"
+            )
         if status == 101 or not 100 <= status <= 599:
             raise ValueError(f"cannot reject with status {status}")
         if isinstance(body, str):
@@ -740,7 +754,9 @@ class ServerConnection(_Connection):
         end = find_head_end(buf, start)
         if end < 0 or end > max_size:
             if len(buf) > max_size:
-                self._auto_reject(InvalidHandshake(f"request head larger than {max_size} bytes", 431))
+                self._auto_reject(
+                    InvalidHandshake(f"request head larger than {max_size} bytes", 431)
+                )
             return
         head = bytes(buf[:end])
         del buf[:end]
@@ -755,7 +771,7 @@ class ServerConnection(_Connection):
         except InvalidHandshake as exc:
             self._auto_reject(exc)
             return
-        if headers.get("Content-Length", "0").strip() != "0" or "Transfer-Encoding" in headers:
+        if (headers.get("Content-Length") or "0").strip() != "0" or "Transfer-Encoding" in headers:
             self._auto_reject(InvalidHandshake("the opening handshake cannot have a body", 400))
             return
         self._request = request
@@ -936,7 +952,7 @@ def _dechunk(data: bytes) -> Tuple[bytes, bool]:
         The body so far, and whether the last chunk was seen (or the encoding is broken, in
         which case what was decoded is all there will be).
     """
-    parts = []
+    parts: List[bytes] = []
     pos = 0
     while True:
         eol = data.find(b"\r\n", pos)

@@ -15,18 +15,18 @@ from ._http import ExtensionOffer, Headers
 from .codec import BinaryMessage, CloseReceived, Ping, Pong, TextMessage
 
 __all__ = [
-    "Request",
-    "Accepted",
-    "Rejected",
-    "TextMessage",
-    "BinaryMessage",
-    "Ping",
-    "Pong",
-    "PingAnswered",
-    "CloseReceived",
-    "ConnectionClosed",
     "LOCAL",
     "PEER",
+    "Accepted",
+    "BinaryMessage",
+    "CloseReceived",
+    "ConnectionClosed",
+    "Ping",
+    "PingAnswered",
+    "Pong",
+    "Rejected",
+    "Request",
+    "TextMessage",
 ]
 
 #: :attr:`ConnectionClosed.initiator` when this endpoint started the close (or gave up).

@@ -40,18 +40,18 @@ from .exceptions import FastWSError
 
 __all__ = [
     "GUID",
-    "InvalidHandshake",
     "HandshakeRejected",
-    "WebSocketURI",
+    "InvalidHandshake",
     "OriginPolicy",
+    "WebSocketURI",
     "accept_key",
-    "generate_key",
-    "parse_uri",
     "build_request",
-    "check_request",
     "build_response",
+    "check_request",
     "check_response",
     "extension_offer",
+    "generate_key",
+    "parse_uri",
 ]
 
 #: RFC 6455 1.3: the GUID appended to the key before hashing.
@@ -410,7 +410,9 @@ def check_response(
         # The extension interface (RFC 7692 and others) comes later; until then no extension
         # can run, so accepting one leaves a connection whose frames could not be read.
         names = ", ".join(name for name, _ in chosen_exts)
-        raise InvalidHandshake(f"server accepted extension {names}, which is not supported yet", 101)
+        raise InvalidHandshake(
+            f"server accepted extension {names}, which is not supported yet", 101
+        )
     return subprotocol, chosen_exts
 
 

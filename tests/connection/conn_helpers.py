@@ -46,7 +46,11 @@ def response_head(*lines: str, status: str = "101 Switching Protocols", key: str
 
     out = [f"HTTP/1.1 {status}"]
     if status.startswith("101"):
-        out += ["Upgrade: websocket", "Connection: Upgrade", f"Sec-WebSocket-Accept: {accept_key(key)}"]
+        out += [
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Accept: {accept_key(key)}",
+        ]
     out += list(lines)
     return ("\r\n".join(out) + "\r\n\r\n").encode("latin-1")
 
@@ -67,7 +71,9 @@ def parse_frames(codec: ModuleType, data: bytes, *, from_client: bool) -> List[A
     return parser.feed(data)
 
 
-def server_with_request(codec: ModuleType, request: Optional[bytes] = None, **kw: Any) -> Tuple[ServerConnection, Request]:
+def server_with_request(
+    codec: ModuleType, request: Optional[bytes] = None, **kw: Any
+) -> Tuple[ServerConnection, Request]:
     server = ServerConnection(_codec=codec, **kw)
     server.receive_data(request if request is not None else request_head())
     events = server.events()

@@ -20,7 +20,9 @@ def _request_lines(client: ClientConnection):
 
 
 def _header(lines, name):
-    values = [line.split(": ", 1)[1] for line in lines[1:] if line.split(":")[0].lower() == name.lower()]
+    values = [
+        line.split(": ", 1)[1] for line in lines[1:] if line.split(":")[0].lower() == name.lower()
+    ]
     return values
 
 
@@ -64,7 +66,9 @@ def test_the_request_carries_origin_subprotocols_extensions_and_extra_headers(co
     )
     assert _header(lines, "Origin") == ["https://app.example"]
     assert _header(lines, "Sec-WebSocket-Protocol") == ["chat, superchat"]
-    assert _header(lines, "Sec-WebSocket-Extensions") == ["permessage-deflate; client_max_window_bits, x-ext; p=1"]
+    assert _header(lines, "Sec-WebSocket-Extensions") == [
+        "permessage-deflate; client_max_window_bits, x-ext; p=1"
+    ]
     assert _header(lines, "Cookie") == ["a=b"]
     assert _header(lines, "Authorization") == ["Bearer t"]
 
@@ -95,7 +99,13 @@ def test_user_info_becomes_basic_authorization(codec):
 
 @pytest.mark.parametrize(
     "uri",
-    ["http://example.com/", "example.com", "ws:///path", "ws://example.com/#frag", "ws://example.com:99999/"],
+    [
+        "http://example.com/",
+        "example.com",
+        "ws:///path",
+        "ws://example.com/#frag",
+        "ws://example.com:99999/",
+    ],
 )
 def test_invalid_uris_are_refused(codec, uri):
     with pytest.raises(ValueError):
@@ -133,7 +143,9 @@ def test_the_response_split_into_single_bytes(codec):
 
 def test_frames_right_behind_the_101_are_delivered(codec):
     client, key, _ = _client_and_key(codec)
-    client.receive_data(response_head(key=key) + server_frame(codec, 1, "hi") + server_frame(codec, 9, b"p"))
+    client.receive_data(
+        response_head(key=key) + server_frame(codec, 1, "hi") + server_frame(codec, 9, b"p")
+    )
     events = client.events()
     assert isinstance(events[0], Accepted)
     assert events[1:] == [codec.TextMessage("hi"), codec.Ping(b"p")]
@@ -159,16 +171,28 @@ def test_wrong_accept_key_fails(codec):
 
 def test_missing_accept_key_fails(codec):
     client, _, _ = _client_and_key(codec)
-    _fails(client, b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n", "Sec-WebSocket-Accept")
+    _fails(
+        client,
+        b"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+        "Sec-WebSocket-Accept",
+    )
 
 
 def test_missing_upgrade_or_connection_fails(codec):
     from fastws.handshake import accept_key
 
     client, key, _ = _client_and_key(codec)
-    _fails(client, f"HTTP/1.1 101 OK\r\nConnection: upgrade\r\nSec-WebSocket-Accept: {accept_key(key)}\r\n\r\n".encode(), "Upgrade")
+    _fails(
+        client,
+        f"HTTP/1.1 101 OK\r\nConnection: upgrade\r\nSec-WebSocket-Accept: {accept_key(key)}\r\n\r\n".encode(),
+        "Upgrade",
+    )
     client, key, _ = _client_and_key(codec)
-    _fails(client, f"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {accept_key(key)}\r\n\r\n".encode(), "Connection")
+    _fails(
+        client,
+        f"HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {accept_key(key)}\r\n\r\n".encode(),
+        "Connection",
+    )
 
 
 def test_subprotocol_not_offered_fails(codec):
@@ -192,16 +216,28 @@ def test_no_subprotocol_selected_is_allowed(codec):
 
 def test_extension_not_offered_fails(codec):
     client, key, _ = _client_and_key(codec)
-    _fails(client, response_head("Sec-WebSocket-Extensions: permessage-deflate", key=key), "not offered")
+    _fails(
+        client,
+        response_head("Sec-WebSocket-Extensions: permessage-deflate", key=key),
+        "not offered",
+    )
 
 
 def test_offered_extension_accepted_fails_until_extensions_are_supported(codec):
     client, key, _ = _client_and_key(codec, extensions=["permessage-deflate"])
-    _fails(client, response_head("Sec-WebSocket-Extensions: permessage-deflate", key=key), "not supported")
+    _fails(
+        client,
+        response_head("Sec-WebSocket-Extensions: permessage-deflate", key=key),
+        "not supported",
+    )
 
 
 def test_malformed_responses_fail(codec):
-    for data in (b"HTTP/1.1 abc OK\r\n\r\n", b"SSH-2.0-OpenSSH\r\n\r\n", b"HTTP/1.1 101 OK\r\n folded\r\n\r\n"):
+    for data in (
+        b"HTTP/1.1 abc OK\r\n\r\n",
+        b"SSH-2.0-OpenSSH\r\n\r\n",
+        b"HTTP/1.1 101 OK\r\n folded\r\n\r\n",
+    ):
         client, _, _ = _client_and_key(codec)
         _fails(client, data, "invalid response")
 
@@ -239,7 +275,9 @@ def test_a_rejection_with_content_length_is_read_across_chunks(codec):
 @pytest.mark.parametrize("status", [403, 404, 503])
 def test_statuses_are_told_apart(codec, status):
     client, _, _ = _client_and_key(codec)
-    client.receive_data(f"HTTP/1.1 {status} X\r\nRetry-After: 3\r\nContent-Length: 0\r\n\r\n".encode())
+    client.receive_data(
+        f"HTTP/1.1 {status} X\r\nRetry-After: 3\r\nContent-Length: 0\r\n\r\n".encode()
+    )
     rejected = _rejected(client)
     assert rejected.status == status and rejected.body == b""
     assert rejected.headers["Retry-After"] == "3"
@@ -256,7 +294,9 @@ def test_a_rejection_without_length_is_read_until_eof(codec):
 
 def test_a_chunked_rejection_is_decoded(codec):
     client, _, _ = _client_and_key(codec)
-    client.receive_data(b"HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+    client.receive_data(
+        b"HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+    )
     assert client.events() == []
     client.receive_data(b"6;ext=1\r\n world\r\n0\r\n\r\n")
     assert _rejected(client).body == b"hello world"

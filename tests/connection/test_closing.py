@@ -5,7 +5,15 @@ from __future__ import annotations
 import math
 
 import pytest
-from conn_helpers import client_frame, exchange, open_client, open_pair, open_server, parse_frames, server_frame
+from conn_helpers import (
+    client_frame,
+    exchange,
+    open_client,
+    open_pair,
+    open_server,
+    parse_frames,
+    server_frame,
+)
 
 from fastws import State
 from fastws.events import ConnectionClosed
@@ -33,12 +41,21 @@ def test_server_initiated_close_is_clean_and_the_server_closes_tcp_first(codec):
     closed = events[1]
     assert isinstance(closed, ConnectionClosed) and server.state is State.CLOSED
     assert (closed.code, closed.clean, closed.initiator, closed.sent_code, closed.sent_reason) == (
-        1001, True, "local", 1001, "going away",
+        1001,
+        True,
+        "local",
+        1001,
+        "going away",
     )
     assert server.should_close_transport
     client.receive_data(b"")
     closed = _closed(client)
-    assert (closed.code, closed.reason, closed.clean, closed.initiator) == (1001, "going away", True, "peer")
+    assert (closed.code, closed.reason, closed.clean, closed.initiator) == (
+        1001,
+        "going away",
+        True,
+        "peer",
+    )
 
 
 def test_client_initiated_close(codec):
@@ -67,7 +84,9 @@ def test_close_without_a_code_sends_an_empty_close_and_reports_1005(codec):
     events = server.events()
     assert events[0] == codec.CloseReceived(1005, "")
     # The echo of a close without a code has no code either.
-    assert parse_frames(codec, server.data_to_send(), from_client=False) == [codec.CloseReceived(1005, "")]
+    assert parse_frames(codec, server.data_to_send(), from_client=False) == [
+        codec.CloseReceived(1005, "")
+    ]
     assert events[1].code == 1005 and events[1].clean
 
 
@@ -80,7 +99,9 @@ def test_reserved_codes_are_never_sent(codec, code):
     assert server.data_to_send() == b""
 
 
-@pytest.mark.parametrize("code", [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 4999])
+@pytest.mark.parametrize(
+    "code", [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 4999]
+)
 def test_valid_codes_are_sent_and_received(codec, code):
     server, client = open_pair(codec)
     server.close(code)
@@ -114,7 +135,12 @@ def test_close_timeout_aborts(codec):
     assert server.state is State.CLOSING
     server.handle_timer(13.0)
     closed = _closed(server)
-    assert (closed.code, closed.reason, closed.clean, closed.initiator) == (1006, "close timeout", False, "local")
+    assert (closed.code, closed.reason, closed.clean, closed.initiator) == (
+        1006,
+        "close timeout",
+        False,
+        "local",
+    )
     assert closed.sent_code == 1000
     assert server.should_close_transport
     assert server.next_deadline() is None
@@ -133,12 +159,19 @@ def test_client_waits_for_the_server_tcp_close_then_gives_up_cleanly(codec):
     client = open_client(codec, now=0.0)
     client.receive_data(server_frame(codec, 8, codec.encode_close(1000, "done")), now=1.0)
     assert client.events() == [codec.CloseReceived(1000, "done")]
-    assert parse_frames(codec, client.data_to_send(), from_client=True) == [codec.CloseReceived(1000, "")]
+    assert parse_frames(codec, client.data_to_send(), from_client=True) == [
+        codec.CloseReceived(1000, "")
+    ]
     assert client.state is State.CLOSING and not client.should_close_transport
     assert client.next_deadline() == 11.0
     client.handle_timer(11.0)
     closed = _closed(client)
-    assert (closed.code, closed.reason, closed.clean, closed.initiator) == (1000, "done", True, "peer")
+    assert (closed.code, closed.reason, closed.clean, closed.initiator) == (
+        1000,
+        "done",
+        True,
+        "peer",
+    )
     assert client.should_close_transport
 
 
@@ -154,10 +187,15 @@ def test_client_close_waits_for_the_close_frame_then_tcp(codec):
 
 
 def test_eof_without_close_is_abnormal(codec):
-    server, client = open_pair(codec)
+    server, _client = open_pair(codec)
     server.receive_data(b"")
     closed = _closed(server)
-    assert (closed.code, closed.clean, closed.initiator, closed.sent_code) == (1006, False, "peer", None)
+    assert (closed.code, closed.clean, closed.initiator, closed.sent_code) == (
+        1006,
+        False,
+        "peer",
+        None,
+    )
     assert closed.reason == "connection lost"
     assert server.should_close_transport
 
@@ -172,16 +210,22 @@ def test_eof_after_our_close_but_before_the_reply_is_abnormal(codec):
 
 def test_pings_after_the_close_frame_are_not_answered(codec):
     server = open_server(codec)
-    server.receive_data(client_frame(codec, 8, codec.encode_close(1000)) + client_frame(codec, 9, b"late"))
+    server.receive_data(
+        client_frame(codec, 8, codec.encode_close(1000)) + client_frame(codec, 9, b"late")
+    )
     events = server.events()
     assert events[0] == codec.CloseReceived(1000, "")
     assert isinstance(events[1], ConnectionClosed) and len(events) == 2
-    assert parse_frames(codec, server.data_to_send(), from_client=False) == [codec.CloseReceived(1000, "")]
+    assert parse_frames(codec, server.data_to_send(), from_client=False) == [
+        codec.CloseReceived(1000, "")
+    ]
 
 
 def test_a_ping_before_the_close_is_answered_before_the_echo(codec):
     server = open_server(codec)
-    server.receive_data(client_frame(codec, 9, b"p") + client_frame(codec, 8, codec.encode_close(1001)))
+    server.receive_data(
+        client_frame(codec, 9, b"p") + client_frame(codec, 8, codec.encode_close(1001))
+    )
     assert parse_frames(codec, server.data_to_send(), from_client=False) == [
         codec.Pong(b"p"),
         codec.CloseReceived(1001, ""),

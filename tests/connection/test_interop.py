@@ -14,14 +14,13 @@ from fastws.events import Accepted, ConnectionClosed, PingAnswered, Rejected, Re
 wsproto = pytest.importorskip("wsproto")
 websockets = pytest.importorskip("websockets")
 
-from websockets.client import ClientProtocol  # noqa: E402
-from websockets.frames import Close  # noqa: E402
-from websockets.http11 import Response as WSResponse  # noqa: E402
-from websockets.protocol import State as WSState  # noqa: E402
-from websockets.server import ServerProtocol  # noqa: E402
-from websockets.uri import parse_uri  # noqa: E402
-from wsproto import ConnectionType, WSConnection  # noqa: E402
-from wsproto import events as wse  # noqa: E402
+from websockets.client import ClientProtocol
+from websockets.frames import Close
+from websockets.protocol import State as WSState
+from websockets.server import ServerProtocol
+from websockets.uri import parse_uri
+from wsproto import ConnectionType, WSConnection
+from wsproto import events as wse
 
 BIG = bytes(range(256)) * 400  # 100 KiB: 64-bit length frames
 TEXT = "h\u00e9llo \u20ac \U0001f600" * 1000
@@ -43,13 +42,19 @@ def _ws_out(proto: Any, peer: Any) -> bool:
 
 
 def test_websockets_client_against_our_server(codec):
-    client = ClientProtocol(parse_uri("ws://example.com/chat?x=1"), subprotocols=["chat"], origin="http://example.com")
+    client = ClientProtocol(
+        parse_uri("ws://example.com/chat?x=1"), subprotocols=["chat"], origin="http://example.com"
+    )
     client.send_request(client.connect())
     server = ServerConnection(_codec=codec, subprotocols=["chat"])
     _ws_out(client, server)
     [request] = server.events()
     assert isinstance(request, Request)
-    assert (request.path, request.subprotocols, request.origin) == ("/chat?x=1", ("chat",), "http://example.com")
+    assert (request.path, request.subprotocols, request.origin) == (
+        "/chat?x=1",
+        ("chat",),
+        "http://example.com",
+    )
     server.accept()
     client.receive_data(server.data_to_send())
     [response] = client.events_received()
@@ -155,7 +160,10 @@ def test_websockets_client_sees_our_protocol_error_close(codec):
 def test_our_client_against_websockets_server(codec):
     server = ServerProtocol(subprotocols=["v2", "v1"])
     client = ClientConnection(
-        "ws://example.com:8765/feed", subprotocols=["v1", "v2"], extra_headers=[("Cookie", "s=1")], _codec=codec
+        "ws://example.com:8765/feed",
+        subprotocols=["v1", "v2"],
+        extra_headers=[("Cookie", "s=1")],
+        _codec=codec,
     )
     server.receive_data(client.data_to_send())
     [request] = server.events_received()
@@ -212,7 +220,7 @@ def test_websockets_server_rejection_reaches_our_client(codec):
     server = ServerProtocol()
     client = ClientConnection("ws://example.com/", _codec=codec)
     server.receive_data(client.data_to_send())
-    [request] = server.events_received()
+    [_request] = server.events_received()
     server.send_response(server.reject(503, "try later"))
     eof = _ws_out(server, client)
     if eof:
@@ -230,7 +238,9 @@ def test_websockets_server_rejection_reaches_our_client(codec):
 def test_wsproto_client_against_our_server(codec):
     ws = WSConnection(ConnectionType.CLIENT)
     server = ServerConnection(_codec=codec, subprotocols=["chat"])
-    server.receive_data(ws.send(wse.Request(host="example.com", target="/w", subprotocols=["chat"])))
+    server.receive_data(
+        ws.send(wse.Request(host="example.com", target="/w", subprotocols=["chat"]))
+    )
     [request] = server.events()
     assert request.path == "/w" and request.subprotocols == ("chat",)
     server.accept()
@@ -288,7 +298,9 @@ def test_our_client_against_wsproto_server(codec):
     [request] = list(ws.events())
     assert isinstance(request, wse.Request)
     assert request.target == "/live" and request.subprotocols == ["a", "b"]
-    client.receive_data(ws.send(wse.AcceptConnection(subprotocol="b")) + ws.send(wse.TextMessage("welcome")))
+    client.receive_data(
+        ws.send(wse.AcceptConnection(subprotocol="b")) + ws.send(wse.TextMessage("welcome"))
+    )
     events = client.events()
     assert isinstance(events[0], Accepted) and events[0].subprotocol == "b"
     assert events[1:] == [codec.TextMessage("welcome")]
@@ -308,7 +320,12 @@ def test_our_client_against_wsproto_server(codec):
     assert isinstance(close, wse.CloseConnection) and close.code == 1001
     client.receive_data(b"")
     [closed] = client.events()
-    assert (closed.code, closed.reason, closed.clean, closed.initiator) == (1001, "maintenance", True, "peer")
+    assert (closed.code, closed.reason, closed.clean, closed.initiator) == (
+        1001,
+        "maintenance",
+        True,
+        "peer",
+    )
 
 
 def test_wsproto_server_rejection_with_body_reaches_our_client(codec):
@@ -316,7 +333,9 @@ def test_wsproto_server_rejection_with_body_reaches_our_client(codec):
     client = ClientConnection("ws://example.com/", _codec=codec)
     ws.receive_data(client.data_to_send())
     list(ws.events())
-    data = ws.send(wse.RejectConnection(status_code=401, headers=[(b"content-length", b"6")], has_body=True))
+    data = ws.send(
+        wse.RejectConnection(status_code=401, headers=[(b"content-length", b"6")], has_body=True)
+    )
     data += ws.send(wse.RejectData(data=b"log in", body_finished=True))
     client.receive_data(data)
     events = client.events()

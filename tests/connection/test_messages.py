@@ -50,7 +50,9 @@ def test_events_returns_and_clears(codec):
 
 def test_fragmented_messages_are_assembled_by_default(codec):
     server = open_server(codec)
-    server.receive_data(client_frame(codec, 1, "ab", fin=False) + client_frame(codec, 0, "cd", fin=False))
+    server.receive_data(
+        client_frame(codec, 1, "ab", fin=False) + client_frame(codec, 0, "cd", fin=False)
+    )
     assert server.events() == []
     server.receive_data(client_frame(codec, 0, "e"))
     assert server.events() == [codec.TextMessage("abcde")]
@@ -59,7 +61,9 @@ def test_fragmented_messages_are_assembled_by_default(codec):
 def test_fragments_option_delivers_each_frame_with_utf8_checked_across_them(codec):
     server = open_server(codec, fragments=True)
     euro = "€".encode()
-    server.receive_data(client_frame(codec, 1, euro[:1], fin=False) + client_frame(codec, 0, euro[1:] + b"!"))
+    server.receive_data(
+        client_frame(codec, 1, euro[:1], fin=False) + client_frame(codec, 0, euro[1:] + b"!")
+    )
     events = server.events()
     assert [e.final for e in events] == [False, True]
     assert "".join(e.data for e in events) == "€!"
@@ -67,7 +71,9 @@ def test_fragments_option_delivers_each_frame_with_utf8_checked_across_them(code
 
 def test_fragments_option_fails_invalid_utf8_mid_message(codec):
     server = open_server(codec, fragments=True)
-    server.receive_data(client_frame(codec, 1, b"ok", fin=False) + client_frame(codec, 0, b"\xff", fin=False))
+    server.receive_data(
+        client_frame(codec, 1, b"ok", fin=False) + client_frame(codec, 0, b"\xff", fin=False)
+    )
     events = server.events()
     assert events == [codec.TextMessage("ok", False)]
     assert parse_frames(codec, server.data_to_send(), from_client=False)[0].code == 1007
@@ -130,7 +136,9 @@ def test_max_message_size_is_answered_with_1009(codec):
 
 def test_max_message_size_counts_fragments_together(codec):
     server = open_server(codec, max_message_size=10)
-    server.receive_data(client_frame(codec, 2, b"x" * 6, fin=False) + client_frame(codec, 0, b"x" * 6))
+    server.receive_data(
+        client_frame(codec, 2, b"x" * 6, fin=False) + client_frame(codec, 0, b"x" * 6)
+    )
     [close] = parse_frames(codec, server.data_to_send(), from_client=False)
     assert close.code == 1009
 
@@ -150,19 +158,25 @@ def test_no_message_size_limit(codec):
         pytest.param(lambda c: client_frame(c, 0, b"x"), 1002, id="orphan-continuation"),
         pytest.param(lambda c: bytes([0x83, 0x80]) + b"abcd", 1002, id="reserved-opcode"),
         pytest.param(lambda c: bytes([0xC1, 0x80]) + b"abcd", 1002, id="rsv1-without-extension"),
-        pytest.param(lambda c: client_frame(c, 8, b"\x03\xed"), 1002, id="close-code-1005-on-the-wire"),
+        pytest.param(
+            lambda c: client_frame(c, 8, b"\x03\xed"), 1002, id="close-code-1005-on-the-wire"
+        ),
         pytest.param(lambda c: client_frame(c, 8, b"\x03\xee"), 1002, id="close-code-1006"),
         pytest.param(lambda c: client_frame(c, 8, b"\x03\xec"), 1002, id="close-code-1004"),
         pytest.param(lambda c: client_frame(c, 8, b"\x05\xdf"), 1002, id="close-code-1503"),
         pytest.param(lambda c: client_frame(c, 8, b"\x13\x88"), 1002, id="close-code-5000"),
         pytest.param(lambda c: client_frame(c, 8, b"\x03\xe7"), 1002, id="close-code-999"),
         pytest.param(lambda c: client_frame(c, 8, b"\x03"), 1002, id="one-byte-close"),
-        pytest.param(lambda c: client_frame(c, 8, b"\x03\xe8\xff"), 1007, id="close-reason-not-utf8"),
+        pytest.param(
+            lambda c: client_frame(c, 8, b"\x03\xe8\xff"), 1007, id="close-reason-not-utf8"
+        ),
     ],
 )
 def test_protocol_errors_close_with_their_code_after_earlier_messages(codec, frame, code):
     server = open_server(codec)
-    server.receive_data(client_frame(codec, 1, "before") + client_frame(codec, 9, b"p") + frame(codec))
+    server.receive_data(
+        client_frame(codec, 1, "before") + client_frame(codec, 9, b"p") + frame(codec)
+    )
     assert server.events() == [codec.TextMessage("before"), codec.Ping(b"p")]
     pong, close = parse_frames(codec, server.data_to_send(), from_client=False)
     assert pong == codec.Pong(b"p")

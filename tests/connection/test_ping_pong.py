@@ -5,7 +5,14 @@ from __future__ import annotations
 import math
 
 import pytest
-from conn_helpers import client_frame, open_client, open_pair, open_server, parse_frames, server_frame
+from conn_helpers import (
+    client_frame,
+    open_client,
+    open_pair,
+    open_server,
+    parse_frames,
+    server_frame,
+)
 
 from fastws import State
 from fastws.events import ConnectionClosed, PingAnswered
@@ -31,7 +38,11 @@ def test_pings_are_answered_with_their_payload_before_later_data(codec):
 
 def test_ping_is_answered_even_between_fragments(codec):
     server = open_server(codec)
-    server.receive_data(client_frame(codec, 1, "a", fin=False) + client_frame(codec, 9, b"x") + client_frame(codec, 0, "b"))
+    server.receive_data(
+        client_frame(codec, 1, "a", fin=False)
+        + client_frame(codec, 9, b"x")
+        + client_frame(codec, 0, "b")
+    )
     assert server.events() == [codec.Ping(b"x"), codec.TextMessage("ab")]
     assert _sent(codec, server) == [codec.Pong(b"x")]
 

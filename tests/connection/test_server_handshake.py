@@ -37,7 +37,7 @@ def test_a_valid_request_becomes_a_request_event_with_its_details(codec):
             "Origin: http://example.com",
             "Sec-WebSocket-Protocol: chat, superchat",
             "Sec-WebSocket-Protocol: v3",
-            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits, x-foo; a=\"1\"",
+            'Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits, x-foo; a="1"',
             "Cookie: a=b",
             path="/chat?room=1",
         ),
@@ -189,7 +189,7 @@ def test_frames_sent_right_behind_the_request_are_read_after_accept(codec):
     frames = client_frame(codec, 1, "early") + client_frame(codec, 1, "bird")
     server = ServerConnection(_codec=codec)
     server.receive_data(request_head() + frames[:5])
-    [request] = server.events()
+    [_request] = server.events()
     server.receive_data(frames[5:])
     assert server.events() == []
     server.accept()
@@ -230,10 +230,20 @@ def test_eof_while_the_application_decides(codec):
         pytest.param(request_head(drop=("upgrade",)), id="no-upgrade"),
         pytest.param(request_head("Upgrade: h2c", drop=("upgrade",)), id="upgrade-not-websocket"),
         pytest.param(request_head(drop=("connection",)), id="no-connection"),
-        pytest.param(request_head("Connection: keep-alive", drop=("connection",)), id="connection-without-upgrade"),
+        pytest.param(
+            request_head("Connection: keep-alive", drop=("connection",)),
+            id="connection-without-upgrade",
+        ),
         pytest.param(request_head(drop=("sec-websocket-key",)), id="no-key"),
-        pytest.param(request_head("Sec-WebSocket-Key: c2hvcnQ=", drop=("sec-websocket-key",)), id="short-key"),
-        pytest.param(request_head("Sec-WebSocket-Key: !!!!notbase64!!!!!!!!!==", drop=("sec-websocket-key",)), id="non-base64-key"),
+        pytest.param(
+            request_head("Sec-WebSocket-Key: c2hvcnQ=", drop=("sec-websocket-key",)), id="short-key"
+        ),
+        pytest.param(
+            request_head(
+                "Sec-WebSocket-Key: !!!!notbase64!!!!!!!!!==", drop=("sec-websocket-key",)
+            ),
+            id="non-base64-key",
+        ),
         pytest.param(request_head(f"Sec-WebSocket-Key: {RFC_KEY}"), id="two-keys"),
         pytest.param(request_head(drop=("sec-websocket-version",)), id="no-version"),
         pytest.param(request_head(" folded"), id="obs-fold"),
@@ -292,9 +302,16 @@ def test_other_protocol_versions_get_426_with_version_13(codec, version):
 
 def test_origin_allow_list(codec):
     allowed = ["https://good.example"]
-    server, request = server_with_request(codec, request_head("Origin: https://good.example"), origins=allowed)
+    _server, request = server_with_request(
+        codec, request_head("Origin: https://good.example"), origins=allowed
+    )
     assert request.origin == "https://good.example"
-    assert _status(_auto_rejected(codec, request_head("Origin: https://evil.example"), origins=allowed)) == 403
+    assert (
+        _status(
+            _auto_rejected(codec, request_head("Origin: https://evil.example"), origins=allowed)
+        )
+        == 403
+    )
     # A missing Origin is refused unless None is in the list.
     assert _status(_auto_rejected(codec, request_head(), origins=allowed)) == 403
     server_with_request(codec, request_head(), origins=allowed + [None])
@@ -308,7 +325,10 @@ def test_origin_callable(codec):
         return origin is not None and origin.endswith(".good.example")
 
     server_with_request(codec, request_head("Origin: https://a.good.example"), origins=policy)
-    assert _status(_auto_rejected(codec, request_head("Origin: https://bad.example"), origins=policy)) == 403
+    assert (
+        _status(_auto_rejected(codec, request_head("Origin: https://bad.example"), origins=policy))
+        == 403
+    )
     assert seen == ["https://a.good.example", "https://bad.example"]
 
 
