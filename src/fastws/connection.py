@@ -260,8 +260,12 @@ class _Connection:
     # ----------------------------------------------------------------------------------------
     # Sending.
 
-    def send_text(self, data: str) -> None:
+    def send_text(self, data: Union[str, bytes]) -> None:
         """Send a whole text message in one frame.
+
+        Args:
+            data: the text; or ``bytes`` already encoded as UTF-8 (from a JSON encoder, say),
+                sent as they are without being validated.
 
         Raises:
             InvalidStateError: the connection is not OPEN, or a fragmented message is unfinished.

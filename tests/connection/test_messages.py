@@ -253,3 +253,25 @@ def test_data_received_while_closing_is_still_delivered(codec):
     server.close()
     server.receive_data(client_frame(codec, 1, "in flight"))
     assert server.events() == [codec.TextMessage("in flight")]
+
+
+def test_send_text_takes_bytes_already_encoded_as_utf8(codec):
+    # For JSON encoders that produce bytes; the caller vouches for the encoding.
+    server, client = open_pair(codec)
+    client.send_text('{"a": "é"}'.encode())
+    server.receive_data(client.data_to_send())
+    assert server.events() == [codec.TextMessage('{"a": "é"}')]
+
+
+@pytest.mark.parametrize("wrap", [bytearray, memoryview], ids=["bytearray", "memoryview"])
+def test_receive_data_takes_any_bytes_like(codec, wrap):
+    from conn_helpers import request_head
+
+    from fastws.connection import ServerConnection
+
+    server = ServerConnection(_codec=codec)
+    server.receive_data(wrap(request_head()))
+    server.events()
+    server.accept()
+    server.receive_data(wrap(client_frame(codec, 1, "x")))
+    assert server.events() == [codec.TextMessage("x")]
