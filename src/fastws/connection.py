@@ -536,8 +536,6 @@ class _Connection:
             # Messages completed before the violation are delivered first.
             self._handle_items(exc.items, now)
         self._fast = False
-        if self._state is _CLOSED:
-            return
         if self._close_sent is None:
             # RFC 6455 7.1.7: fail the connection, sending a close frame with the code first.
             reason = _truncate_reason(exc.reason)

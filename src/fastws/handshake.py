@@ -421,13 +421,3 @@ def rejection(exc: InvalidHandshake) -> bytes:
     status = exc.status or 400
     body = f"Failed to open a WebSocket connection: {exc.reason}.\n".encode()
     return build_response(status, exc.headers, body)
-
-
-def reason_for(status: int) -> str:
-    """The standard reason phrase for ``status`` (empty when unknown)."""
-    return _REASONS.get(status, "")
-
-
-def offers_of(texts: Sequence[str]) -> List[ExtensionOffer]:
-    """Parse the extension offers a client made, to check the server's answer against."""
-    return parse_extensions(texts)

@@ -329,3 +329,8 @@ def test_sending_before_the_101_names_the_state(codec):
         client.send_text("x")
     with pytest.raises(InvalidStateError, match="CONNECTING"):
         client.close()
+
+
+def test_malformed_extensions_in_the_101_fail(codec):
+    client, key, _ = _client_and_key(codec, extensions=["x"])
+    _fails(client, response_head("Sec-WebSocket-Extensions: x; =", key=key), "expected")

@@ -115,3 +115,20 @@ def test_event_equality_and_repr():
     assert closed != ConnectionClosed(1001, "bye", True, "peer", 1000, "")
     assert closed != PingAnswered(b"", None)
     assert repr(closed).startswith("ConnectionClosed(code=1000, reason='bye'")
+
+
+def test_long_reasons_are_cut_at_a_character_boundary():
+    from fastws.connection import _truncate_reason
+
+    assert _truncate_reason("short") == "short"
+    cut = _truncate_reason("é" * 100)
+    assert cut == "é" * 61 and len(cut.encode()) == 122
+
+
+def test_chunked_bodies():
+    from fastws.connection import _dechunk
+
+    assert _dechunk(b"3\r\nabc\r\n0\r\n\r\n") == (b"abc", True)
+    assert _dechunk(b"3\r\nab") == (b"ab", False)
+    assert _dechunk(b"3\r\nabc\r\nzz\r\n") == (b"abc", True)  # broken: keep what was decoded
+    assert _dechunk(b"3") == (b"", False)

@@ -378,3 +378,16 @@ def test_no_deadline_before_the_connection_opens(codec):
     assert server.next_deadline() is None
     server.handle_timer(100.0)
     assert server.data_to_send() == b""
+
+
+def test_invalid_value_characters_and_methods_get_400(codec):
+    assert _status(_auto_rejected(codec, request_head("X: a\x01b"))) == 400
+    assert _status(_auto_rejected(codec, request_head(method="G(T"))) == 400
+
+
+@pytest.mark.parametrize(
+    "kw", [{"max_header_size": 10}, {"max_headers": 0}, {"subprotocols": "chat"}]
+)
+def test_invalid_server_options(codec, kw):
+    with pytest.raises((ValueError, TypeError)):
+        ServerConnection(_codec=codec, **kw)
