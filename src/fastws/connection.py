@@ -625,6 +625,15 @@ class ServerConnection(_Connection):
             None for forever.
         max_header_size: the largest request head, in bytes.
         max_headers: the largest number of header fields.
+
+    Attributes:
+        state: CONNECTING, OPEN, CLOSING or CLOSED (:class:`fastws.State`).
+        should_close_transport: True once the I/O layer must close the TCP connection after
+            writing out ``data_to_send()`` (RFC 6455 7.1.1 and 7.1.7).
+        subprotocol: the subprotocol in use, or None.
+        extensions: the extensions in use (none until the extension interface lands).
+        latency: the round-trip time of the last answered ping (heartbeat or ``ping()``), or
+            None.
     """
 
     __slots__ = ("_request", "_accept", "_origins", "_subprotocols", "_extension_factories")
@@ -802,7 +811,7 @@ class ClientConnection(_Connection):
         extra_headers: more request headers (``Cookie``, ``Authorization``, ...).
         max_body_size: the largest rejection body kept, in bytes.
 
-    The other options are those of :class:`ServerConnection`.
+    The other options, and the attributes, are those of :class:`ServerConnection`.
     """
 
     __slots__ = ("_key", "_offered", "_rejection")
