@@ -19,7 +19,11 @@ from .codec import (
     encode_close,
     validate_utf8,
 )
+from .connection import ClientConnection, ServerConnection
+from .events import Accepted, ConnectionClosed, PingAnswered, Rejected, Request
 from .exceptions import FastWSError, InvalidStateError, ProtocolError
+from .extensions import PerMessageDeflate
+from .handshake import InvalidHandshake
 
 __version__ = "0.1.0.dev0"
 
@@ -43,7 +47,16 @@ __all__ = [
     "Ping",
     "Pong",
     "CloseReceived",
+    "ServerConnection",
+    "ClientConnection",
+    "Request",
+    "Accepted",
+    "Rejected",
+    "PingAnswered",
+    "ConnectionClosed",
+    "PerMessageDeflate",
     "FastWSError",
     "ProtocolError",
     "InvalidStateError",
+    "InvalidHandshake",
 ]
