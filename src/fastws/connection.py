@@ -40,6 +40,7 @@ from .events import (
     Request,
 )
 from .exceptions import InvalidStateError, ProtocolError
+from .extensions import NegotiationError
 from .handshake import (
     InvalidHandshake,
     OriginPolicy,
@@ -177,13 +178,16 @@ class _Connection:
         self._take = writer.take
         self._frame = writer.frame
         # Options only the slow paths read share one tuple: fewer slots, a smaller object.
-        self._options: Tuple[Optional[float], Optional[float], int, Optional[float], int, int] = (
+        self._options: Tuple[Any, ...] = (
             ping_interval,
             ping_timeout,
             max_missed_pongs,
             close_timeout,
             max_header_size,
             max_headers,
+            max_message_size,
+            fragments,
+            text_as_bytes,
         )
         self._events: List[Any] = []
         self._out = b""
@@ -440,6 +444,39 @@ class _Connection:
         }.get(state, "")
         raise InvalidStateError(f"cannot {what}() in state {state.name}: {hint}")
 
+    def _use_extensions(self, sessions: List[Any]) -> None:
+        """Run the negotiated extensions' sessions (before any frame is parsed or sent)."""
+        if not sessions:
+            return
+        # One extension owning RSV1 (permessage-deflate) is all that is implemented; the
+        # negotiation never accepts two that claim the same bits.
+        (session,) = sessions
+        options = self._options
+        parser = self._codec.FrameParser(
+            require_mask=self._is_server,
+            max_message_size=options[6],
+            fragments=options[7],
+            text_as_bytes=options[8],
+            inflater=session.inflater,
+        )
+        self._parser = parser
+        self._feed = parser.feed
+        encode = session.encode
+        frame = self._frame
+
+        # Whole messages go through the compressor; fragments and control frames do not
+        # (RFC 7692 lets a message go uncompressed, and control frames never are).
+        def text(data: Union[str, bytes]) -> None:
+            payload, rsv = encode(data.encode("utf-8") if isinstance(data, str) else data)
+            frame(_OP_TEXT, payload, True, rsv)
+
+        def binary(data: Union[bytes, bytearray, memoryview]) -> None:
+            payload, rsv = encode(bytes(data))
+            frame(_OP_BINARY, payload, True, rsv)
+
+        self._text = text
+        self._binary = binary
+
     def _remember_ping(self, payload: bytes, now: Optional[float], user: bool) -> None:
         pings = self._pings
         pings.append((payload, now, user))
@@ -609,8 +646,9 @@ class ServerConnection(_Connection):
             one closes the connection with 1009.
         subprotocols: the subprotocols this server speaks, in its order of preference;
             ``accept()`` picks the first one the client offers.
-        extensions: extension factories. Negotiation is not implemented yet: offers are parsed
-            and shown in the request, and nothing is accepted.
+        extensions: the extensions this server runs, such as :class:`fastws.PerMessageDeflate`,
+            in its order of preference; ``accept()`` answers the client's offers with them
+            (RFC 7692 for permessage-deflate) and runs what was agreed.
         origins: None to allow any origin; an allow-list of ``Origin`` values (include None to
             allow requests without one); or a callable ``origin -> bool``. Refused: 403.
         fragments: deliver data frames as they arrive (``final`` marks the last one of a
@@ -631,7 +669,7 @@ class ServerConnection(_Connection):
         should_close_transport: True once the I/O layer must close the TCP connection after
             writing out ``data_to_send()`` (RFC 6455 7.1.1 and 7.1.7).
         subprotocol: the subprotocol in use, or None.
-        extensions: the extensions in use (none until the extension interface lands).
+        extensions: the extensions in use, as ``(name, params)`` pairs from the response.
         latency: the round-trip time of the last answered ping (heartbeat or ``ping()``), or
             None.
     """
@@ -714,15 +752,40 @@ class ServerConnection(_Connection):
         ]
         if subprotocol is not None:
             headers.append(("Sec-WebSocket-Protocol", subprotocol))
+        answers, sessions = self._negotiate(request)
+        if answers:
+            headers.append(("Sec-WebSocket-Extensions", ", ".join(answers)))
         headers.extend(as_header_list(extra_headers))
         self._out += build_response(101, headers)
         self._request = None
         self.subprotocol = subprotocol
+        self.extensions = tuple(parse_extensions(answers))
+        self._use_extensions(sessions)
         self._opened(now)
         early = self._inbuf
         self._inbuf = None
         if early:
             self.receive_data(bytes(early), now)
+
+    def _negotiate(self, request: Request) -> Tuple[List[str], List[Any]]:
+        """Answer the client's extension offers with the configured extensions, in order."""
+        answers: List[str] = []
+        sessions: List[Any] = []
+        used_rsv = 0
+        for factory in self._extension_factories:
+            offers = [params for name, params in request.extensions if name == factory.name]
+            if not offers:
+                continue
+            answer = factory.negotiate(offers)
+            if answer is None:
+                continue
+            text, session = answer
+            if session.rsv & used_rsv:
+                continue  # two extensions cannot own the same RSV bit
+            used_rsv |= session.rsv
+            answers.append(text)
+            sessions.append(session)
+        return answers, sessions
 
     def reject(
         self,
@@ -805,8 +868,9 @@ class ClientConnection(_Connection):
     Args:
         uri: ``ws://`` or ``wss://`` URI; user info becomes a Basic ``Authorization`` header.
         subprotocols: the subprotocols to offer, in order of preference.
-        extensions: extension offers (``str`` header text, or objects with ``offer()``).
-            The extension interface comes later: a server accepting one fails the handshake.
+        extensions: the extensions to offer, such as :class:`fastws.PerMessageDeflate`; the
+            server's answer is checked by the extension and what it agreed runs. (A plain
+            ``str`` offer is sent as it is, but a server accepting it fails the handshake.)
         origin: the ``Origin`` header to send, if any.
         extra_headers: more request headers (``Cookie``, ``Authorization``, ...).
         max_body_size: the largest rejection body kept, in bytes.
@@ -814,7 +878,7 @@ class ClientConnection(_Connection):
     The other options, and the attributes, are those of :class:`ServerConnection`.
     """
 
-    __slots__ = ("_key", "_offered", "_rejection")
+    __slots__ = ("_key", "_offered", "_rejection", "_extension_factories")
 
     def __init__(
         self,
@@ -852,6 +916,12 @@ class ClientConnection(_Connection):
             raise TypeError("subprotocols must be a sequence of strings, not a string")
         parsed = parse_uri(uri)
         offers = [extension_offer(ext) for ext in extensions]
+        # The objects that can check an answer, by the extension name their offer carries.
+        self._extension_factories = {
+            parse_extensions([text])[0][0]: ext
+            for ext, text in zip(extensions, offers)
+            if not isinstance(ext, str)
+        }
         self._key = generate_key()
         self._out = build_request(
             parsed,
@@ -898,11 +968,14 @@ class ClientConnection(_Connection):
             subprotocol, extensions = check_response(
                 status, headers, self._key, subprotocols=offered[0], extensions=offered[1]
             )
+            sessions = [self._accept_extension(name, params) for name, params in extensions]
         except InvalidHandshake as exc:
             self._failed_handshake(exc.reason)
             return
+        self._extension_factories = {}
         self.subprotocol = subprotocol
         self.extensions = extensions
+        self._use_extensions(sessions)
         self._offered = None
         self._key = ""
         self._inbuf = None
@@ -911,6 +984,15 @@ class ClientConnection(_Connection):
         if len(buf):
             # Frames the server sent right behind its 101.
             self.receive_data(bytes(buf), now)
+
+    def _accept_extension(self, name: str, params: Any) -> Any:
+        factory = self._extension_factories.get(name)
+        if factory is None:
+            raise InvalidHandshake(f"server accepted extension {name!r}, which fastws cannot run", 101)
+        try:
+            return factory.accept_response(params)
+        except NegotiationError as exc:
+            raise InvalidHandshake(f"{name}: {exc}", 101) from None
 
     def _failed_handshake(self, reason: str) -> None:
         self._finish(1006, f"invalid handshake response: {reason}", False, LOCAL)

@@ -180,9 +180,10 @@ def parse_uri(uri: str) -> WebSocketURI:
 def extension_offer(extension: Any) -> str:
     """The ``Sec-WebSocket-Extensions`` text a client offers for one ``extensions`` item.
 
-    An item is, for now, either the offer text itself (``"permessage-deflate;
-    client_max_window_bits"``) or an object with an ``offer() -> str`` method. Negotiating
-    an extension is not implemented yet: see :func:`check_response`.
+    An item is either the offer text itself (``"permessage-deflate;
+    client_max_window_bits"``), which the server may not accept since nothing here could run
+    it, or an extension object such as :class:`fastws.PerMessageDeflate` whose ``offer()``
+    gives the text and whose ``accept_response()`` takes the server's answer.
     """
     if isinstance(extension, str):
         text = extension
@@ -402,17 +403,14 @@ def check_response(
         if subprotocol not in subprotocols:
             raise InvalidHandshake(f"server selected subprotocol {subprotocol!r}, not offered", 101)
     offered_names = {name for name, _ in extensions}
+    seen = set()
     for name, _ in chosen_exts:
         # RFC 6455 4.1: an extension not present in the client's handshake fails the connection.
         if name not in offered_names:
             raise InvalidHandshake(f"server accepted extension {name!r}, not offered", 101)
-    if chosen_exts:
-        # The extension interface (RFC 7692 and others) comes later; until then no extension
-        # can run, so accepting one leaves a connection whose frames could not be read.
-        names = ", ".join(name for name, _ in chosen_exts)
-        raise InvalidHandshake(
-            f"server accepted extension {names}, which is not supported yet", 101
-        )
+        if name in seen:
+            raise InvalidHandshake(f"server accepted extension {name!r} twice", 101)
+        seen.add(name)
     return subprotocol, chosen_exts
 
 

@@ -120,15 +120,29 @@ def test_accept_refuses_header_injection(codec):
         server.accept(extra_headers=[("Bad Name", "1")])
 
 
-def test_extensions_are_offered_but_not_negotiated_yet(codec):
+def test_extension_offers_without_a_configured_extension_are_not_answered(codec):
     server, request = server_with_request(
-        codec,
-        request_head("Sec-WebSocket-Extensions: permessage-deflate"),
-        extensions=[object()],
+        codec, request_head("Sec-WebSocket-Extensions: permessage-deflate")
     )
     assert request.extensions == (("permessage-deflate", ()),)
     server.accept()
     assert b"Sec-WebSocket-Extensions" not in server.data_to_send()
+    assert server.extensions == ()
+
+
+def test_configured_permessage_deflate_answers_the_offer(codec):
+    from fastws import PerMessageDeflate
+
+    server, request = server_with_request(
+        codec,
+        request_head("Sec-WebSocket-Extensions: x-unknown, permessage-deflate; client_max_window_bits"),
+        extensions=[PerMessageDeflate()],
+    )
+    server.accept()
+    assert b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=12\r\n" in (
+        server.data_to_send()
+    )
+    assert server.extensions == (("permessage-deflate", (("client_max_window_bits", "12"),)),)
 
 
 @pytest.mark.parametrize("status", [401, 403, 404, 503, 302])
