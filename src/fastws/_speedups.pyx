@@ -16,6 +16,7 @@ from cpython.buffer cimport (
     PyObject_CheckBuffer,
     PyObject_GetBuffer,
 )
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.list cimport PyList_Append
 from libc.stdint cimport uint8_t, uint64_t
@@ -232,6 +233,11 @@ def apply_mask_inplace(buf, mask):
     cdef uint8_t m[4]
     cdef Py_buffer view
     _load_mask(mask, m)
+    if type(buf) is bytearray:
+        # No buffer export for the common case: a bytearray's storage is stable during the call.
+        _mask(<uint8_t *>PyByteArray_AS_STRING(buf), <const uint8_t *>PyByteArray_AS_STRING(buf),
+              PyByteArray_GET_SIZE(buf), m)
+        return
     _get_buffer(buf, &view, True)
     try:
         _mask(<uint8_t *>view.buf, <const uint8_t *>view.buf, view.len, m)
@@ -837,7 +843,7 @@ cdef class FrameParser:
             if self._opcode == OP_BINARY:
                 PyList_Append(out, _binary(obj, True))
                 return 0
-            if not fastws_utf8_valid(dst, <size_t>n):
+            if not _is_ascii(dst, n) and not fastws_utf8_valid(dst, <size_t>n):
                 raise ProtocolError(1007, "invalid UTF-8 in text message")
             PyList_Append(out, _text(obj, True))
             return 0
