@@ -168,3 +168,21 @@ def test_apply_mask_inplace_rejects_a_mask_that_is_not_4_bytes_with_value_error(
     with pytest.raises(ValueError):
         codec.apply_mask_inplace(buf, b"m" * size)
     assert buf == b"abcdef"
+
+
+def test_apply_mask_rejects_a_non_contiguous_buffer_with_buffer_error(codec):
+    with pytest.raises(BufferError):
+        codec.apply_mask(memoryview(b"abcdefgh")[::2], b"abcd")
+
+
+def test_apply_mask_inplace_rejects_a_writable_non_contiguous_buffer_with_buffer_error(codec):
+    buf = bytearray(b"abcdefgh")
+    with pytest.raises(BufferError):
+        codec.apply_mask_inplace(memoryview(buf)[::2], b"abcd")
+    assert buf == b"abcdefgh"
+
+
+def test_apply_mask_inplace_reports_a_read_only_buffer_before_a_non_contiguous_one(codec):
+    # Both checks fail here; the reference (fastws._codec_py) checks writability first.
+    with pytest.raises(TypeError, match="writable"):
+        codec.apply_mask_inplace(memoryview(b"abcdefgh")[::2], b"abcd")
