@@ -1,0 +1,414 @@
+"""The asyncio WebSocket server: :func:`serve` and :class:`Server`."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import socket
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Generator,
+    List,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    Union,
+)
+
+from .._enums import State
+from .._http import HeadersLike
+from ..connection import ServerConnection
+from ..events import Request
+from ..handshake import OriginPolicy
+from ._exceptions import WebSocketClosed
+from ._protocol import DEFAULT_MAX_QUEUE, DEFAULT_WRITE_LIMIT, WebSocket, _Options
+
+__all__ = ["Accept", "Reject", "Server", "ServerWebSocket", "serve"]
+
+logger = logging.getLogger("fastws")
+
+Handler = Callable[["ServerWebSocket"], Awaitable[Any]]
+
+
+class Accept:
+    """A ``process_request`` answer: accept the handshake.
+
+    Args:
+        subprotocol: the subprotocol to select (one the client offered), or None for the
+            server's preferred one among those offered.
+        headers: extra response headers (``Set-Cookie``, ...).
+    """
+
+    __slots__ = ("subprotocol", "headers")
+
+    def __init__(self, subprotocol: Optional[str] = None, headers: HeadersLike = ()) -> None:
+        self.subprotocol = subprotocol
+        self.headers = headers
+
+
+class Reject:
+    """A ``process_request`` answer: refuse the handshake with an HTTP response.
+
+    Args:
+        status: the HTTP status, e.g. 401, 403, 404 or 503.
+        headers: response headers (``WWW-Authenticate``, ``Retry-After``, ...).
+        body: the response body; ``str`` is sent as UTF-8.
+    """
+
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(
+        self, status: int, headers: HeadersLike = (), body: Union[bytes, str] = b""
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+
+ProcessRequest = Callable[
+    [Request], Union[None, Accept, Reject, Awaitable[Union[None, Accept, Reject]]]
+]
+
+
+class ServerWebSocket(WebSocket):
+    """The server side of a connection; see :class:`WebSocket`. ``request`` holds the
+    opening handshake's path and headers."""
+
+    __slots__ = ("_server",)
+
+    def __init__(self, server: "Server") -> None:
+        super().__init__(server._options, server._loop)
+        self._server = server
+        self._conn = ServerConnection(**server._conn_kwargs)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._server._connections.add(self)
+        super().connection_made(transport)
+
+    def _lost(self) -> None:
+        self._server._connections.discard(self)
+
+    def _on_request(self, request: Request) -> None:
+        self.request = request
+        server = self._server
+        if server._closing:
+            self._answer(Reject(503, [("Retry-After", "5")], b"server shutting down"))
+            return
+        hook = server._process_request
+        if hook is None:
+            if not self._answer(None):
+                return
+        task = server._loop.create_task(self._run(hook))
+        self._task = task
+        server._tasks.add(task)
+        task.add_done_callback(server._tasks.discard)
+
+    def _answer(self, decision: Any) -> bool:
+        """Accept or reject the waiting request; return whether the connection opened."""
+        conn = self._conn
+        if conn.state is not State.CONNECTING:
+            return False  # the client left while the request was being processed
+        if decision is None or isinstance(decision, Accept):
+            subprotocol = None if decision is None else decision.subprotocol
+            headers = () if decision is None else decision.headers
+            try:
+                conn.accept(subprotocol, headers, self._time())
+            except ValueError:
+                logger.exception("cannot accept the handshake as process_request asked")
+                conn.reject(500, body=b"Internal Server Error")
+                self._after()
+                return False
+            self._after()
+            return True
+        if isinstance(decision, Reject):
+            conn.reject(decision.status, decision.headers, decision.body)
+        else:
+            logger.error("process_request returned %r, not None, Accept or Reject", decision)
+            conn.reject(500, body=b"Internal Server Error")
+        self._after()
+        return False
+
+    async def _run(self, hook: Optional[ProcessRequest]) -> None:
+        try:
+            if hook is not None:
+                try:
+                    decision: Any = hook(self.request)  # type: ignore[arg-type]
+                    if inspect.isawaitable(decision):
+                        decision = await decision
+                except Exception:
+                    logger.exception("process_request failed")
+                    decision = Reject(500, body=b"Internal Server Error")
+                if not self._answer(decision):
+                    return
+            try:
+                await self._server._handler(self)
+            except WebSocketClosed as exc:
+                logger.debug("handler ended on a closed connection: %s", exc)
+            except Exception:
+                logger.exception("connection handler failed")
+                await self.close(1011, "internal error")
+                return
+            await self.close()
+        except asyncio.CancelledError:
+            self.abort()
+            raise
+
+
+class Server:
+    """A WebSocket server, returned by :func:`serve`.
+
+    Start it with ``async with serve(...) as server:`` (shut down gracefully at the end of
+    the block) or ``server = await serve(...)``.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        host: Optional[Union[str, Sequence[str]]] = None,
+        port: Optional[int] = None,
+        *,
+        sock: Optional[socket.socket] = None,
+        unix: Optional[str] = None,
+        ssl: Any = None,
+        process_request: Optional[ProcessRequest] = None,
+        subprotocols: Sequence[str] = (),
+        origins: OriginPolicy = None,
+        extensions: Optional[Sequence[Any]] = None,
+        max_message_size: Optional[int] = 1 << 20,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        write_limit: Union[int, Tuple[int, int]] = DEFAULT_WRITE_LIMIT,
+        open_timeout: Optional[float] = 10.0,
+        ping_interval: Optional[float] = 20.0,
+        ping_timeout: Optional[float] = 20.0,
+        max_missed_pongs: int = 1,
+        close_timeout: Optional[float] = 10.0,
+        max_header_size: int = 16384,
+        max_headers: int = 128,
+        text_as_bytes: bool = False,
+        shutdown_timeout: float = 10.0,
+        backlog: int = 1024,
+        reuse_port: Optional[bool] = None,
+    ) -> None:
+        self._loop: Any = None
+        self._handler = handler
+        self._host = host
+        self._port = port
+        self._sock = sock
+        self._unix = unix
+        self._ssl = ssl
+        self._backlog = backlog
+        self._reuse_port = reuse_port
+        self._process_request = process_request
+        self._options = _Options(max_queue, write_limit, open_timeout)
+        if extensions is None:
+            extensions = _default_extensions()
+        self._conn_kwargs = dict(
+            max_message_size=max_message_size,
+            subprotocols=tuple(subprotocols),
+            extensions=tuple(extensions),
+            origins=origins,
+            text_as_bytes=text_as_bytes,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            max_missed_pongs=max_missed_pongs,
+            close_timeout=close_timeout,
+            max_header_size=max_header_size,
+            max_headers=max_headers,
+        )
+        ServerConnection(**self._conn_kwargs)  # fail now on a bad option, not per connection
+        self._shutdown_timeout = shutdown_timeout
+        self._server: Optional[asyncio.AbstractServer] = None
+        self._connections: Set[ServerWebSocket] = set()
+        self._tasks: Set[asyncio.Task[Any]] = set()
+        self._closing = False
+        self._shutdown: Optional[asyncio.Task[None]] = None
+
+    # -- starting ------------------------------------------------------------------------------
+
+    async def start(self) -> "Server":
+        """Start listening. Returns the server itself."""
+        if self._server is not None:
+            return self
+        self._loop = asyncio.get_running_loop()
+        factory = self._factory
+        if self._unix is not None or (
+            self._sock is not None and self._sock.family == getattr(socket, "AF_UNIX", None)
+        ):
+            self._server = await self._loop.create_unix_server(
+                factory, self._unix, sock=self._sock, ssl=self._ssl, backlog=self._backlog
+            )
+        else:
+            self._server = await self._loop.create_server(
+                factory,
+                self._host,
+                self._port,
+                sock=self._sock,
+                ssl=self._ssl,
+                backlog=self._backlog,
+                reuse_port=self._reuse_port,
+            )
+        logger.info("server listening on %s", ", ".join(str(s.getsockname()) for s in self.sockets))
+        return self
+
+    def _factory(self) -> ServerWebSocket:
+        return ServerWebSocket(self)
+
+    def __await__(self) -> Generator[Any, None, "Server"]:
+        return self.start().__await__()
+
+    async def __aenter__(self) -> "Server":
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.shutdown()
+
+    # -- information -------------------------------------------------------------------------
+
+    @property
+    def sockets(self) -> List[socket.socket]:
+        """The listening sockets."""
+        server = self._server
+        return [] if server is None else list(server.sockets)
+
+    @property
+    def port(self) -> Optional[int]:
+        """The TCP port of the first listening socket (handy with ``port=0``)."""
+        for sock in self.sockets:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                return int(sock.getsockname()[1])
+        return None
+
+    @property
+    def connections(self) -> Set[ServerWebSocket]:
+        """The open connections (a copy)."""
+        return set(self._connections)
+
+    def is_serving(self) -> bool:
+        """Whether the server accepts new connections."""
+        return self._server is not None and self._server.is_serving()
+
+    # -- shutting down -----------------------------------------------------------------------
+
+    def close(
+        self,
+        code: int = 1001,
+        reason: str = "server shutting down",
+        timeout: Optional[float] = None,
+    ) -> None:
+        """Start a graceful shutdown; :meth:`wait_closed` waits for its end.
+
+        Stops accepting connections, sends a close frame with ``code`` (1001, going away) to
+        every open connection, waits up to ``timeout`` (default: ``shutdown_timeout``) for
+        the closing handshakes and the handlers to finish, then aborts the remaining TCP
+        connections and cancels the remaining handlers.
+        """
+        if self._shutdown is None:
+            if timeout is None:
+                timeout = self._shutdown_timeout
+            self._shutdown = self._loop.create_task(self._do_shutdown(code, reason, timeout))
+
+    async def wait_closed(self) -> None:
+        """Wait until a shutdown started with :meth:`close` is complete."""
+        if self._shutdown is None:
+            raise RuntimeError("call close() first")
+        await asyncio.shield(self._shutdown)
+
+    async def shutdown(
+        self, code: int = 1001, reason: str = "server shutting down", timeout: Optional[float] = None
+    ) -> None:
+        """:meth:`close` then :meth:`wait_closed`."""
+        self.close(code, reason, timeout)
+        await self.wait_closed()
+
+    async def serve_forever(self) -> None:
+        """Serve until cancelled, then shut down gracefully."""
+        await self.start()
+        try:
+            await asyncio.Future()
+        finally:
+            await self.shutdown()
+
+    async def _do_shutdown(self, code: int, reason: str, timeout: float) -> None:
+        self._closing = True
+        server = self._server
+        if server is not None:
+            server.close()
+        logger.info("server shutting down: %d connections", len(self._connections))
+        for ws in list(self._connections):
+            state = ws._conn.state
+            if state is State.OPEN:
+                try:
+                    ws._conn.close(code, reason, ws._time())
+                except Exception:  # a fragmented message is unfinished
+                    ws.abort()
+                else:
+                    ws._after()
+            elif state is State.CONNECTING:
+                ws.abort()
+        pending: Set[Any] = {asyncio.ensure_future(ws.wait_closed()) for ws in self._connections}
+        pending |= self._tasks
+        if pending:
+            done, pending = await asyncio.wait(pending, timeout=timeout)
+        if pending:
+            logger.warning(
+                "shutdown timeout: aborting %d connections and cancelling %d handlers",
+                len(self._connections),
+                len(self._tasks),
+            )
+            for ws in list(self._connections):
+                ws.abort()
+            for item in pending:
+                item.cancel()
+            await asyncio.wait(pending, timeout=1.0)
+        if server is not None:
+            await server.wait_closed()
+        logger.info("server closed")
+
+
+def _default_extensions() -> Tuple[Any, ...]:
+    """The extensions offered or accepted when not told otherwise."""
+    return ()
+
+
+def serve(handler: Handler, host: Optional[Union[str, Sequence[str]]] = None,
+          port: Optional[int] = None, **kwargs: Any) -> Server:
+    """Create a WebSocket server; start it with ``async with`` or ``await``.
+
+    Args:
+        handler: ``async def handler(ws)``, run in its own task for each connection once the
+            handshake is accepted. When it returns, the connection is closed with 1000; when
+            it raises, with 1011 (and the error is logged).
+        host, port: where to listen (``port=0`` picks a free port: read ``server.port``).
+        sock: listen on this already bound socket instead (TCP or Unix).
+        unix: listen on this Unix socket path instead.
+        ssl: an :class:`ssl.SSLContext` for ``wss://``.
+        process_request: ``fn(request)`` (plain or ``async``) called with each
+            :class:`fastws.Request` before the handler: return None or :class:`Accept` to
+            accept (with a subprotocol and extra headers), or :class:`Reject` to refuse with an
+            HTTP status, headers and body (401, 403, 404, 503, ...). If it raises: 500.
+        subprotocols: the subprotocols this server speaks, in its order of preference.
+        origins: an allow-list of ``Origin`` values (include None to allow clients that send
+            none), or a callable ``origin -> bool``; other origins get 403. None allows all.
+        extensions: extension objects such as :class:`fastws.PerMessageDeflate`.
+        max_message_size: the largest incoming message, bytes (larger: close 1009).
+        max_queue: messages buffered for ``recv``; reading from the socket pauses when it is
+            full and resumes when it is down to a quarter.
+        write_limit: the write buffer high-water mark (low mark a quarter of it), or a
+            ``(high, low)`` pair; ``send`` waits while the buffer is above the high mark.
+        open_timeout: seconds a client has to complete its opening handshake.
+        ping_interval, ping_timeout, max_missed_pongs: the heartbeat (None disables it).
+        close_timeout: seconds the closing handshake may take before the TCP connection is
+            aborted.
+        max_header_size, max_headers: limits on the request head.
+        text_as_bytes: deliver text messages as UTF-8 ``bytes`` (validated) instead of ``str``.
+        shutdown_timeout: how long a graceful shutdown waits before aborting.
+        backlog, reuse_port: passed to the event loop.
+
+    Returns:
+        The :class:`Server`, not yet listening.
+    """
+    return Server(handler, host, port, **kwargs)
