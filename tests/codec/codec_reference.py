@@ -156,7 +156,8 @@ def describe_all(items: Sequence[Any]) -> List[Tuple[Any, ...]]:
 
 
 def feed_all(parser: Any, chunks: Iterable[bytes], protocol_error: type) -> List[Tuple[Any, ...]]:
-    """Feed every chunk, recording per call the items (or the error) and ``controls``.
+    """Feed every chunk, recording per call the items (or the error), ``controls``, ``closed``
+    and ``buffered``.
 
     Feeding goes on after an error, since later calls must fail the same way.
     """
@@ -167,7 +168,9 @@ def feed_all(parser: Any, chunks: Iterable[bytes], protocol_error: type) -> List
         except protocol_error as exc:
             results.append(("error", exc.code, exc.reason, describe_all(exc.items)))
         else:
-            results.append(("ok", describe_all(items), parser.controls, parser.closed))
+            results.append(
+                ("ok", describe_all(items), parser.controls, parser.closed, parser.buffered)
+            )
     return results
 
 

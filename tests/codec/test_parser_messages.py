@@ -426,3 +426,21 @@ def test_close_on_the_client_side_is_parsed_from_an_unmasked_frame(codec):
     parser = codec.FrameParser(require_mask=False)
     (item,) = parser.feed(server_frame(OP_CLOSE, b"\x03\xe9server going away"))
     assert (item.code, item.reason) == (1001, "server going away")
+
+
+# --------------------------------------------------------------------------------------------
+# buffered
+
+
+def test_buffered_counts_a_partial_header_and_an_unfinished_message(codec):
+    parser = codec.FrameParser()
+    assert parser.buffered == 0
+    frame = client_frame(OP_BINARY, b"0123456789")  # 6-byte header
+    parser.feed(frame[:3])
+    assert parser.buffered == 3
+    parser.feed(frame[3:])
+    assert parser.buffered == 0
+    parser.feed(client_frame(OP_TEXT, b"x" * 10, fin=False))
+    assert parser.buffered == 10
+    parser.feed(client_frame(OP_CONT, b"y" * 5))
+    assert parser.buffered == 0
