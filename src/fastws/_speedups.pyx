@@ -11,6 +11,8 @@ access below is bounded by a length computed from the buffer it points into.
 cimport cython
 from cpython.buffer cimport (
     PyBUF_C_CONTIGUOUS,
+    PyBUF_FULL_RO,
+    PyBuffer_IsContiguous,
     PyBUF_SIMPLE,
     PyBuffer_Release,
     PyObject_CheckBuffer,
@@ -166,13 +168,20 @@ cdef inline Py_ssize_t _utf8_cut(const uint8_t *p, Py_ssize_t n) noexcept nogil:
 cdef inline int _get_buffer(object obj, Py_buffer *view, bint writable) except -1:
     if not PyObject_CheckBuffer(obj):
         raise TypeError(f"a bytes-like object is required, not {type(obj).__name__!r}")
+    if writable:
+        # Any layout first, so that a read-only buffer is reported as such before its shape.
+        PyObject_GetBuffer(obj, view, PyBUF_FULL_RO)
+        if view.readonly:
+            PyBuffer_Release(view)
+            raise TypeError("the buffer must be writable")
+        if not PyBuffer_IsContiguous(view, b'C'):
+            PyBuffer_Release(view)
+            raise BufferError("the buffer must be C-contiguous")
+        return 0
     try:
         PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS)
     except BufferError:
         raise BufferError("the buffer must be C-contiguous") from None
-    if writable and view.readonly:
-        PyBuffer_Release(view)
-        raise TypeError("the buffer must be writable")
     return 0
 
 
