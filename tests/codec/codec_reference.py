@@ -199,3 +199,8 @@ def client_frame(opcode: int, payload: bytes = b"", **kwargs: Any) -> bytes:
 def server_frame(opcode: int, payload: bytes = b"", **kwargs: Any) -> bytes:
     """A frame as a server sends it: unmasked."""
     return raw_frame(opcode, payload, **kwargs)
+
+
+def chunks_of(data: bytes, size: int) -> List[bytes]:
+    """``data`` in pieces of ``size`` bytes (the last one shorter)."""
+    return [data[i : i + size] for i in range(0, len(data), size)] or [b""]
