@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Callable
 
-from . import _report, codec, targets
+from . import _report, codec, connection, targets
 from ._runner import Case, Settings, group_cases, run_groups
 
 __all__ = ["SUITES", "SuiteOptions", "main"]
@@ -32,9 +32,14 @@ def _codec_suite(options: SuiteOptions) -> list[Case]:
     return codec.cases(codec.CodecOptions(stream_bytes=stream))
 
 
+def _connection_suite(options: SuiteOptions) -> list[Case]:
+    stream = (256 if options.quick else 1024) * 1024
+    return connection.cases(connection.ConnectionOptions(stream_bytes=stream))
+
+
 SUITES: dict[str, Callable[[SuiteOptions], list[Case]]] = {
     "codec": _codec_suite,
-    # "connection": the sans-I/O ServerConnection/ClientConnection receive and send paths.
+    "connection": _connection_suite,
     # "e2e": loopback echo over asyncio, with a raw TCP echo as the physical reference.
 }
 """Suites by name, in the order they run."""
@@ -53,7 +58,7 @@ def _matches(patterns: Sequence[str], *names: str) -> bool:
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    benchmarks = ", ".join(codec.BENCHMARKS)
+    benchmarks = ", ".join((*codec.BENCHMARKS, *connection.BENCHMARKS))
     parser = argparse.ArgumentParser(
         prog="python -m fastws.bench",
         description=(

@@ -16,7 +16,19 @@ __all__ = ["format_rate", "machine_info", "plot", "print_table", "ratio_to_c", "
 
 
 def format_rate(rate: float, unit: str) -> str:
-    """Format a throughput: GB/s (10^9 bytes per second) or M frames/s."""
+    """Format a figure by its unit.
+
+    ``bytes``: GB/s (10^9 bytes per second); ``frames``: M frames/s; ``messages``: k
+    messages/s and the microseconds each one takes (a round trip for one connection);
+    ``cpu-messages`` (messages per CPU second of a server): microseconds of CPU per message;
+    ``B/conn`` (a cost, not a rate): bytes per connection.
+    """
+    if unit == "messages":
+        return f"{rate / 1e3:.3g} k msg/s {1e6 / rate:6.1f} µs"
+    if unit == "cpu-messages":
+        return f"{1e6 / rate:.3g} µs CPU/msg"
+    if unit == "B/conn":
+        return f"{rate:.0f} B/conn" if rate < 10240 else f"{rate / 1024:.1f} KiB/conn"
     if unit == "bytes":
         value = rate / 1e9
         return f"{value:.3g} GB/s" if value < 100 else f"{value:.0f} GB/s"
@@ -33,6 +45,13 @@ def ratio_to_c(results: Sequence[Result], result: Result) -> float | None:
     c = _by_key(results).get((result.case.benchmark, result.case.size, FASTWS_C))
     if c is None or not c.ok or not result.ok:
         return None
+    return _ratio(c, result)
+
+
+def _ratio(c: Result, result: Result) -> float:
+    """How many times better fastws C is than ``result``: above 1, C is faster (or smaller)."""
+    if result.case.lower_is_better:
+        return result.median / c.median
     return c.median / result.median
 
 
@@ -62,13 +81,13 @@ def print_table(results: Sequence[Result], out: TextIO) -> None:
             spread = f"±{result.spread * 50:.1f}%"
             c = keyed.get((case.benchmark, case.size, FASTWS_C))
             if c is not None and c.ok:
-                ratio = f"{c.median / result.median:.2f}x"
+                ratio = f"{_ratio(c, result):.2f}x"
             else:
                 ratio = "-"
         rows.append(
             (
                 case.benchmark if first else "",
-                _data.human_size(case.size) if first else "",
+                (_data.human_size(case.size) if case.size else "-") if first else "",
                 case.implementation,
                 rate,
                 spread,
@@ -91,7 +110,8 @@ def print_table(results: Sequence[Result], out: TextIO) -> None:
     out.writelines(line(row) + "\n" for row in rows)
     out.write(
         "\nthroughput: median of the samples; IQR: ± half the interquartile range, relative to"
-        "\nthe median; C / this: fastws C's median divided by the row's (above 1: C is faster).\n"
+        "\nthe median; C / this: fastws C's median divided by the row's (above 1: C is faster;"
+        "\nfor costs such as CPU per message or bytes per connection: C is cheaper).\n"
     )
     notes: dict[str, str] = {}
     for result in results:
@@ -175,7 +195,7 @@ def write_json(
             "size": case.size,
             "implementation": case.implementation,
             "kind": case.kind,
-            "unit": f"{case.unit}/s",
+            "unit": case.unit if case.lower_is_better else f"{case.unit}/s",
             "work_per_op": case.work,
             "note": case.note,
         }

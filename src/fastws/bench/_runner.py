@@ -64,6 +64,13 @@ class Case:
         work: units processed by one operation.
         prepare: builds and checks the inputs, returns the loop; None for a skipped case.
         note: why the case is skipped, or a remark printed under the table.
+        clock: the time source a sample is measured with (``time.perf_counter`` when None);
+            the end-to-end suite passes a server process's CPU clock, so that its rate is
+            messages per CPU second of the server.
+        measure: for figures that are not rates (memory per connection): called once per
+            sample instead of timing a loop, it returns the figure; lower is better.
+        max_samples: at most this many samples of a ``measure`` case (0: no limit); for
+            figures that are expensive to take (thousands of connections).
     """
 
     benchmark: str
@@ -74,18 +81,27 @@ class Case:
     work: int
     prepare: Callable[[], Loop] | None = None
     note: str = ""
+    clock: Callable[[], float] | None = None
+    measure: Callable[[], float] | None = None
+    max_samples: int = 0
 
     @property
     def skipped(self) -> bool:
         """True when there is nothing to run (peer not installed, extension not built)."""
-        return self.prepare is None
+        return self.prepare is None and self.measure is None
+
+    @property
+    def lower_is_better(self) -> bool:
+        """True for figures that are costs (bytes per connection), not rates."""
+        return self.measure is not None
 
 
 @dataclass
 class Result:
     """The measured throughput of one case.
 
-    Rates are in units (bytes or frames) per second, one per sample.
+    Rates are in units (bytes or frames) per second, one per sample; for a ``measure`` case
+    they are the figures it returned (bytes per connection), one per sample.
 
     Attributes:
         case: what was measured.
@@ -139,17 +155,17 @@ class Settings:
     warmup: float = 0.05
 
 
-def _time_loop(loop: Loop, n: int) -> float:
-    t0 = time.perf_counter()
+def _time_loop(loop: Loop, n: int, clock: Callable[[], float] = time.perf_counter) -> float:
+    t0 = clock()
     loop(n)
-    return time.perf_counter() - t0
+    return clock() - t0
 
 
-def _calibrate(loop: Loop, min_time: float) -> int:
+def _calibrate(loop: Loop, min_time: float, clock: Callable[[], float]) -> int:
     """Find how many operations take about ``min_time`` (at least one)."""
     n = 1
     while True:
-        elapsed = _time_loop(loop, n)
+        elapsed = _time_loop(loop, n, clock)
         if elapsed >= min_time:
             return n
         if elapsed <= 0:
@@ -173,9 +189,10 @@ def _run_group(group: Sequence[Case], settings: Settings) -> list[Result]:
     for result in results:
         loop: Loop | None = None
         if result.case.prepare is not None:
+            clock = result.case.clock or time.perf_counter
             try:
                 loop = result.case.prepare()
-                result.iterations = _calibrate(loop, settings.min_time)
+                result.iterations = _calibrate(loop, settings.min_time, clock)
                 deadline = time.perf_counter() + settings.warmup
                 while time.perf_counter() < deadline:
                     loop(result.iterations)
@@ -184,12 +201,28 @@ def _run_group(group: Sequence[Case], settings: Settings) -> list[Result]:
                 loop = None
         loops.append(loop)
     gc.collect()
-    for _ in range(settings.repeats):
-        for result, loop in zip(results, loops):
-            if loop is None:
-                continue
-            elapsed = _time_loop(loop, result.iterations)
-            result.rates.append(result.case.work * result.iterations / elapsed)
+    try:
+        for index in range(settings.repeats):
+            for result, loop in zip(results, loops):
+                case = result.case
+                if case.measure is not None:
+                    if result.error or (case.max_samples and index >= case.max_samples):
+                        continue
+                    try:
+                        result.rates.append(case.measure())
+                    except Exception as exc:  # noqa: BLE001 - as for a broken loop
+                        result.error = f"{type(exc).__name__}: {exc}"
+                    continue
+                if loop is None:
+                    continue
+                elapsed = _time_loop(loop, result.iterations, case.clock or time.perf_counter)
+                result.rates.append(case.work * result.iterations / elapsed)
+    finally:
+        # A loop that holds resources (server processes, sockets) says how to free them.
+        for loop in loops:
+            close = getattr(loop, "close", None)
+            if close is not None:
+                close()
     return results
 
 

@@ -1,8 +1,10 @@
-"""The speed targets of the codec (issue 2), checked against a run's figures.
+"""The speed targets of the codec (issue 2), the connection (issue 3) and the asyncio layer
+(issue 5), checked against a run's figures.
 
-Each target compares figures measured side by side in the same run, so it holds or fails on
-this machine regardless of how fast the machine is; the absolute ones (GB/s) are the figures
-the issue gives for its reference machine.
+Each relative target compares figures measured side by side in the same run, so it holds or
+fails on this machine regardless of how fast the machine is; the absolute ones (GB/s) are the
+figures the issue gives for its reference machine, and the memory ones (bytes per connection)
+hold on any machine.
 """
 
 from __future__ import annotations
@@ -14,24 +16,46 @@ from typing import TextIO
 from . import _data
 from ._runner import FASTWS_C, Result
 
+RAW_TCP = "raw TCP echo (reference)"
+"""The end-to-end suite's physical reference (kept in sync with :mod:`fastws.bench.e2e`)."""
+
 __all__ = ["TARGETS", "Target", "evaluate", "print_targets"]
 
 
 @dataclass(frozen=True)
 class Target:
     """fastws C must reach ``factor`` times ``against`` (a peer's throughput or, when
-    ``against`` is None, ``factor`` in GB/s) in ``benchmark`` at every size in ``sizes``."""
+    ``against`` is None, ``factor`` in GB/s) in ``benchmark`` at every size in ``sizes``.
+
+    ``at_most`` turns an absolute target into a ceiling on a cost: the median (bytes per
+    connection) must stay at or below ``factor``. ``text`` says the target in the issue's
+    words when they differ from the default description (a CPU cost per message is a rate
+    per CPU second here, so "<= 0.8x picows's CPU" is ">= 1.25x" in the figures).
+    """
 
     benchmark: str
     sizes: tuple[int, ...]
     against: str | None
     factor: float
+    at_most: bool = False
+    text: str = ""
 
     def describe(self) -> str:
         """Say the target in words."""
+        if self.text:
+            return f"{self.benchmark}: {self.text}"
+        if self.at_most:
+            return f"{self.benchmark}: <= {self.factor:g} B/conn"
         if self.against is None:
             return f"{self.benchmark}: >= {self.factor:g} GB/s"
         return f"{self.benchmark}: >= {self.factor:g}x {self.against}"
+
+    @property
+    def unit(self) -> str:
+        """The unit of the achieved figure."""
+        if self.at_most:
+            return " B/conn"
+        return " GB/s" if self.against is None else "x"
 
 
 _ALL_MASK = (16, 125, 1024, 16 * 1024, 1 << 20, 16 << 20)
@@ -47,9 +71,41 @@ TARGETS: tuple[Target, ...] = (
     Target("receive", _FRAMES, "picows", 2.0),
     Target("send-binary", _FRAMES, "picows", 1.5),
     Target("send-text", _FRAMES, "picows", 1.5),
+    # Issue 3: the sans-I/O connection.
+    Target("conn-receive", _FRAMES, "aiohttp (Cython)", 2.0),
+    Target("conn-receive", _FRAMES, "picows", 2.0),
+    Target("conn-receive", _FRAMES, "wsproto", 20.0),
+    Target("conn-send-text", (125,), "picows", 1.5),
+    Target("conn-footprint", (0,), None, 2048, at_most=True),
+    # Issue 5: the asyncio server, end to end over 127.0.0.1.
+    *(
+        Target(
+            f"e2e-rr/{loop}",
+            (32, 1024, 64 * 1024),
+            RAW_TCP,
+            0.9,
+            text=f"within 10% of {RAW_TCP} (>= 0.9x)",
+        )
+        for loop in ("asyncio", "uvloop")
+    ),
+    *(
+        Target(
+            f"e2e-50conn-cpu/{loop}",
+            (32,),
+            "picows",
+            1.25,
+            text="server CPU/msg <= 0.8x picows (>= 1.25x)",
+        )
+        for loop in ("asyncio", "uvloop")
+    ),
+    *(
+        Target(f"e2e-50conn/{loop}", (32,), "picows", 1.25, text="throughput >= 1.25x picows")
+        for loop in ("asyncio", "uvloop")
+    ),
+    Target("e2e-idle-rss/asyncio", (0,), None, 10240, at_most=True),
 )
-"""The targets of issue 2 ("Speed it must reach"). The send target is checked for binary and
-text frames alike."""
+"""The targets of issues 2, 3 and 5 ("Speed it must reach"). The codec's send target is checked
+for binary and text frames alike."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +129,9 @@ def evaluate(results: Sequence[Result]) -> list[Verdict]:
             c = keyed.get((target.benchmark, size, FASTWS_C))
             if c is None:
                 continue
+            if target.at_most:
+                verdicts.append(Verdict(target, size, c.median, c.median <= target.factor))
+                continue
             if target.against is None:
                 achieved = c.median / 1e9
             else:
@@ -89,15 +148,16 @@ def print_targets(results: Sequence[Result], out: TextIO) -> int:
     verdicts = evaluate(results)
     if not verdicts:
         return 0
-    out.write("\ntargets (issue 2), fastws C:\n")
+    out.write("\ntargets (issues 2, 3 and 5), fastws C:\n")
     missed = 0
+    width = max(len(v.target.describe()) for v in verdicts)
     for v in verdicts:
-        unit = " GB/s" if v.target.against is None else "x"
         mark = "met    " if v.met else "NOT MET"
         missed += not v.met
+        size = _data.human_size(v.size) if v.size else "-"
+        figure = f"{v.achieved:.0f}" if v.target.at_most else f"{v.achieved:.2f}"
         out.write(
-            f"  {mark} {v.target.describe():<42} at {_data.human_size(v.size):>7}:"
-            f" {v.achieved:.2f}{unit}\n"
+            f"  {mark} {v.target.describe():<{width}} at {size:>7}: {figure}{v.target.unit}\n"
         )
     out.write(f"  {len(verdicts) - missed} of {len(verdicts)} met\n")
     return missed
