@@ -1,0 +1,204 @@
+"""Every way a connection ends, as both sides see it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Dict
+
+import pytest
+
+import fastws
+import fastws.asyncio as fa
+
+from aio_helpers import echo, masked_frame, raw_client, run, uri
+
+
+def test_client_close_with_code_and_reason_reaches_the_handler() -> None:
+    seen: Dict[str, Any] = {}
+
+    async def handler(ws: fa.ServerWebSocket) -> None:
+        try:
+            await ws.recv()
+        except fa.WebSocketClosed as exc:
+            seen["exc"] = exc
+        seen["code"], seen["reason"] = ws.close_code, ws.close_reason
+
+    async def main() -> None:
+        async with fa.serve(handler, "127.0.0.1", 0) as server:
+            ws = await fa.connect(uri(server))
+            await ws.close(4000, "app done")
+            assert ws.closed_event is not None and ws.closed_event.clean
+            assert ws.closed_event.sent_code == 4000
+            await asyncio.sleep(0.05)
+        assert isinstance(seen["exc"], fa.ClosedError)  # 4000 is not a "normal" close
+        assert (seen["code"], seen["reason"]) == (4000, "app done")
+
+    run(main)
+
+
+def test_server_close_with_code_and_reason_reaches_the_client() -> None:
+    async def handler(ws: fa.ServerWebSocket) -> None:
+        await ws.close(1008, "policy")
+
+    async def main() -> None:
+        async with fa.serve(handler, "127.0.0.1", 0) as server:
+            async with fa.connect(uri(server)) as ws:
+                with pytest.raises(fa.ClosedError) as info:
+                    await ws.recv()
+                assert info.value.code == 1008 and info.value.reason == "policy"
+                assert info.value.clean
+                assert ws.closed_event is not None and ws.closed_event.initiator == "peer"
+
+    run(main)
+
+
+def test_handler_return_closes_with_1000() -> None:
+    async def handler(ws: fa.ServerWebSocket) -> None:
+        return None
+
+    async def main() -> None:
+        async with fa.serve(handler, "127.0.0.1", 0) as server:
+            async with fa.connect(uri(server)) as ws:
+                with pytest.raises(fa.ClosedOK):
+                    await ws.recv()
+                assert ws.close_code == 1000
+
+    run(main)
+
+
+def test_handler_exception_closes_with_1011_and_is_logged(caplog: Any) -> None:
+    async def handler(ws: fa.ServerWebSocket) -> None:
+        raise ValueError("boom")
+
+    async def main() -> None:
+        async with fa.serve(handler, "127.0.0.1", 0) as server:
+            async with fa.connect(uri(server)) as ws:
+                with pytest.raises(fa.ClosedError):
+                    await ws.recv()
+                assert ws.close_code == 1011
+
+    run(main)
+    assert any("handler failed" in r.getMessage() and r.name == "fastws" for r in caplog.records)
+
+
+def test_tcp_drop_by_the_client_gives_1006_to_the_handler() -> None:
+    done: "asyncio.Future[Any]"
+
+    async def handler(ws: fa.ServerWebSocket) -> None:
+        try:
+            await ws.recv()
+        except fa.ClosedError as exc:
+            done.set_result((exc.code, exc.clean))
+
+    async def main() -> None:
+        nonlocal done
+        done = asyncio.get_running_loop().create_future()
+        async with fa.serve(handler, "127.0.0.1", 0) as server:
+            ws = await fa.connect(uri(server))
+            ws.abort()
+            assert await done == (1006, False)
+            await ws.wait_closed()
+            assert ws.close_code == 1006
+
+    run(main)
+
+
+def test_tcp_drop_by_the_server_gives_1006_to_the_client() -> None:
+    async def handler(ws: fa.ServerWebSocket) -> None:
+        ws.transport.abort()
+
+    async def main() -> None:
+        async with fa.serve(handler, "127.0.0.1", 0) as server:
+            ws = await fa.connect(uri(server))
+            with pytest.raises(fa.ClosedError) as info:
+                await ws.recv()
+            assert info.value.code == 1006
+
+    run(main)
+
+
+def test_protocol_error_closes_with_1002() -> None:
+    async def main() -> None:
+        async with fa.serve(echo, "127.0.0.1", 0) as server:
+            reader, writer = await raw_client(server.port)
+            writer.write(masked_frame(0x1, b"hi", mask=False))  # clients MUST mask
+            data = await asyncio.wait_for(reader.read(), 2)
+            assert data[:2] == b"\x88\x1d" or data[0] == 0x88
+            assert int.from_bytes(data[2:4], "big") == 1002
+            writer.close()
+            await writer.wait_closed()
+
+    run(main)
+
+
+def test_message_over_max_message_size_closes_with_1009() -> None:
+    async def main() -> None:
+        async with fa.serve(echo, "127.0.0.1", 0, max_message_size=1000) as server:
+            async with fa.connect(uri(server)) as ws:
+                await ws.send(b"x" * 1001)
+                with pytest.raises(fa.ClosedError) as info:
+                    await ws.recv()
+                assert info.value.code == 1009
+
+    run(main)
+
+
+def test_close_timeout_aborts_a_peer_that_never_answers_the_close() -> None:
+    async def handler(ws: fa.ServerWebSocket) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await ws.close()
+        assert 0.15 <= loop.time() - start < 2
+        assert ws.close_code == 1006 and ws.close_reason == "close timeout"
+
+    async def main() -> None:
+        async with fa.serve(handler, "127.0.0.1", 0, close_timeout=0.2) as server:
+            reader, writer = await raw_client(server.port)
+            # Read nothing, answer nothing: the server must give up by itself.
+            await asyncio.wait_for(reader.read(), 3)
+            writer.close()
+            await writer.wait_closed()
+
+    run(main)
+
+
+def test_client_close_timeout_when_the_server_never_closes_tcp() -> None:
+    async def main() -> None:
+        # A server that answers the handshake and then ignores everything.
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            import base64
+            import hashlib
+
+            head = await reader.readuntil(b"\r\n\r\n")
+            key = [l.split(b":")[1].strip() for l in head.split(b"\r\n")
+                   if l.lower().startswith(b"sec-websocket-key")][0]
+            accept = base64.b64encode(
+                hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+            )
+            writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            await reader.read()
+            writer.close()
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        ws = await fa.connect(f"ws://127.0.0.1:{port}/", close_timeout=0.2)
+        start = asyncio.get_running_loop().time()
+        await ws.close()
+        assert asyncio.get_running_loop().time() - start < 2
+        assert ws.close_code == 1006
+        server.close()
+        await server.wait_closed()
+
+    run(main)
+
+
+def test_close_twice_and_close_after_close_are_harmless() -> None:
+    async def main() -> None:
+        async with fa.serve(echo, "127.0.0.1", 0) as server:
+            ws = await fa.connect(uri(server))
+            await asyncio.gather(ws.close(), ws.close())
+            await ws.close()
+            assert ws.state is fastws.State.CLOSED
+
+    run(main)

@@ -1,0 +1,67 @@
+"""Backpressure both ways: a slow reader makes send wait; a lagging app pauses reading."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, List
+
+import fastws.asyncio as fa
+
+from aio_helpers import run, uri
+
+
+def test_send_waits_while_the_peer_reads_slowly() -> None:
+    progress: List[int] = []
+
+    async def flood(ws: fa.ServerWebSocket) -> None:
+        chunk = b"x" * 65536
+        for i in range(200):  # 13 MB: far more than the socket buffers hold
+            await ws.send(chunk)
+            progress.append(i)
+
+    async def main() -> None:
+        async with fa.serve(flood, "127.0.0.1", 0, write_limit=65536) as server:
+            async with fa.connect(uri(server), max_queue=4) as ws:
+                await asyncio.sleep(0.3)
+                stalled = len(progress)
+                assert stalled < 150, "send() did not wait for the slow reader"
+                (server_ws,) = server.connections
+                assert server_ws._write_paused
+                assert ws._reading_paused
+                total = 0
+                for _ in range(200):
+                    total += len(await ws.recv())
+                assert total == 200 * 65536
+                assert len(progress) == 200
+
+    run(main, timeout=20)
+
+
+def test_a_lagging_handler_pauses_reading_then_resumes() -> None:
+    received: List[Any] = []
+    gate: "asyncio.Event"
+
+    async def lagging(ws: fa.ServerWebSocket) -> None:
+        await gate.wait()
+        async for message in ws:
+            received.append(message)
+            if len(received) == 500:
+                await ws.send("done")
+
+    async def main() -> None:
+        nonlocal gate
+        gate = asyncio.Event()
+        async with fa.serve(lagging, "127.0.0.1", 0, max_queue=8) as server:
+            async with fa.connect(uri(server)) as ws:
+                for i in range(500):
+                    await ws.send(str(i) * 200)
+                await asyncio.sleep(0.2)
+                (server_ws,) = server.connections
+                assert server_ws._reading_paused
+                assert len(server_ws._queue) - server_ws._head < 500
+                gate.set()
+                assert await ws.recv() == "done"
+                assert not server_ws._reading_paused
+        assert received == [str(i) * 200 for i in range(500)]
+
+    run(main, timeout=20)

@@ -1,0 +1,185 @@
+"""Opening handshakes: hooks, rejections as a client sees them, origins, limits, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Optional
+
+import pytest
+
+import fastws
+import fastws.asyncio as fa
+
+from aio_helpers import echo, run, uri
+
+
+def _hook(request: fastws.Request) -> Optional[Any]:
+    if request.path == "/401":
+        return fa.Reject(401, [("WWW-Authenticate", 'Bearer realm="x"')], "login first")
+    if request.path == "/403":
+        return fa.Reject(403, body=b"forbidden")
+    if request.path == "/404":
+        return fa.Reject(404, body="no such room")
+    if request.path == "/503":
+        return fa.Reject(503, [("Retry-After", "7")], b"busy")
+    if request.path == "/chat":
+        return fa.Accept("chat.v2", [("Set-Cookie", "s=1")])
+    if request.path == "/crash":
+        raise RuntimeError("hook bug")
+    if request.path == "/bad":
+        return "nonsense"
+    return None
+
+
+@pytest.mark.parametrize(
+    "path,status,body",
+    [("/401", 401, b"login first"), ("/403", 403, b"forbidden"),
+     ("/404", 404, b"no such room"), ("/503", 503, b"busy"),
+     ("/crash", 500, b"Internal Server Error"), ("/bad", 500, b"Internal Server Error")],
+)
+def test_process_request_rejections_reach_the_client(path: str, status: int, body: bytes) -> None:
+    async def main() -> None:
+        async with fa.serve(echo, "127.0.0.1", 0, process_request=_hook) as server:
+            with pytest.raises(fa.HandshakeRejected) as info:
+                await fa.connect(uri(server, path))
+            assert info.value.status == status
+            assert info.value.body == body
+            if status == 401:
+                assert info.value.headers.get("WWW-Authenticate") == 'Bearer realm="x"'
+            if status == 503:
+                assert info.value.retry_after == 7.0
+
+    run(main)
+
+
+def test_process_request_accepts_with_subprotocol_and_headers() -> None:
+    async def handler(ws: fa.ServerWebSocket) -> None:
+        await ws.send(ws.subprotocol or "")
+
+    async def main() -> None:
+        async with fa.serve(handler, "127.0.0.1", 0, process_request=_hook) as server:
+            async with fa.connect(uri(server, "/chat"), subprotocols=["chat.v1", "chat.v2"]) as ws:
+                assert ws.subprotocol == "chat.v2"
+                assert await ws.recv() == "chat.v2"
+                assert ws.response_headers.get("Set-Cookie") == "s=1"
+
+    run(main)
+
+
+def test_async_process_request() -> None:
+    async def hook(request: fastws.Request) -> Any:
+        await asyncio.sleep(0.01)
+        return None if request.headers.get("Authorization") else fa.Reject(401)
+
+    async def main() -> None:
+        async with fa.serve(echo, "127.0.0.1", 0, process_request=hook) as server:
+            with pytest.raises(fa.HandshakeRejected):
+                await fa.connect(uri(server))
+            async with fa.connect(uri(server), extra_headers=[("Authorization", "x")]) as ws:
+                await ws.send("in")
+                assert await ws.recv() == "in"
+
+    run(main)
+
+
+def test_server_subprotocol_preference() -> None:
+    async def main() -> None:
+        async with fa.serve(echo, "127.0.0.1", 0, subprotocols=["b", "a"]) as server:
+            async with fa.connect(uri(server), subprotocols=["a", "b"]) as ws:
+                assert ws.subprotocol == "b"
+            async with fa.connect(uri(server)) as ws:
+                assert ws.subprotocol is None
+
+    run(main)
+
+
+def test_origin_allow_list() -> None:
+    async def main() -> None:
+        origins = ["https://good.example", None]
+        async with fa.serve(echo, "127.0.0.1", 0, origins=origins) as server:
+            async with fa.connect(uri(server), origin="https://good.example"):
+                pass
+            async with fa.connect(uri(server)):
+                pass
+            with pytest.raises(fa.HandshakeRejected) as info:
+                await fa.connect(uri(server), origin="https://evil.example")
+            assert info.value.status == 403
+
+    run(main)
+
+
+def test_oversized_handshake_is_refused_with_431() -> None:
+    async def main() -> None:
+        async with fa.serve(echo, "127.0.0.1", 0, max_header_size=1024) as server:
+            with pytest.raises(fa.HandshakeRejected) as info:
+                await fa.connect(uri(server), extra_headers=[("X-Big", "a" * 2000)])
+            assert info.value.status == 431
+
+    run(main)
+
+
+def test_plain_http_server_is_a_rejection() -> None:
+    async def main() -> None:
+        async def http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(http, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        with pytest.raises(fa.HandshakeRejected) as info:
+            await fa.connect(f"ws://127.0.0.1:{port}/")
+        assert info.value.status == 200 and info.value.body == b"hello"
+        server.close()
+        await server.wait_closed()
+
+    run(main)
+
+
+def test_slow_client_is_dropped_by_the_open_timeout() -> None:
+    async def main() -> None:
+        async with fa.serve(echo, "127.0.0.1", 0, open_timeout=0.2) as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"GET / HTTP/1.1\r\n")  # and never the rest
+            start = asyncio.get_running_loop().time()
+            assert await asyncio.wait_for(reader.read(), 3) == b""
+            assert asyncio.get_running_loop().time() - start < 2
+            assert not server.connections
+            writer.close()
+            await writer.wait_closed()
+
+    run(main)
+
+
+def test_client_open_timeout_against_a_silent_server() -> None:
+    async def main() -> None:
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read()
+            writer.close()
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        with pytest.raises(fa.OpenTimeout):
+            await fa.connect(f"ws://127.0.0.1:{port}/", open_timeout=0.2)
+        server.close()
+        await server.wait_closed()
+
+    run(main)
+
+
+def test_connection_refused_is_an_oserror() -> None:
+    from aio_helpers import free_port
+
+    async def main() -> None:
+        with pytest.raises(OSError):
+            await fa.connect(f"ws://127.0.0.1:{free_port()}/")
+
+    run(main)
+
+
+def test_bad_uri_and_options_fail_early() -> None:
+    with pytest.raises(ValueError):
+        fa.connect("http://example.com/")
+    with pytest.raises(ValueError):
+        fa.serve(echo, "127.0.0.1", 0, max_queue=0)
