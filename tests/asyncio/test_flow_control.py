@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any, List
 
 import fastws.asyncio as fa
@@ -14,7 +15,7 @@ def test_send_waits_while_the_peer_reads_slowly() -> None:
     progress: List[int] = []
 
     async def flood(ws: fa.ServerWebSocket) -> None:
-        chunk = b"x" * 65536
+        chunk = os.urandom(65536)  # incompressible, whatever permessage-deflate does
         for i in range(200):  # 13 MB: far more than the socket buffers hold
             await ws.send(chunk)
             progress.append(i)

@@ -109,11 +109,11 @@ class Connect:
             await ws.close()
 
     def __aiter__(self) -> AsyncIterator[ClientWebSocket]:
-        from ._reconnect import Backoff, _reconnecting
+        from ._reconnect import RetryPolicy, _reconnecting
 
         policy = self._reconnect
         if policy is None or policy is True:
-            policy = Backoff()
+            policy = RetryPolicy()
         return _reconnecting(self, policy)
 
     async def _open(self) -> ClientWebSocket:
@@ -194,7 +194,7 @@ def connect(
 
         ws = await connect(uri)                 # then: await ws.close()
         async with connect(uri) as ws: ...      # closed (1000) at the end of the block
-        async for ws in connect(uri, reconnect=Backoff(max_attempts=10)):
+        async for ws in connect(uri, reconnect=RetryPolicy(max_attempts=10)):
             ...                                 # a new connection after each drop
 
     The ``async for`` form connects again after each retryable failure or close, waiting as
@@ -210,7 +210,8 @@ def connect(
             URI's host.
         server_hostname: the TLS server name, when it differs from the URI's host.
         subprotocols: subprotocols to offer, in order of preference.
-        extensions: extension objects such as :class:`fastws.PerMessageDeflate`.
+        extensions: extension objects; default ``[PerMessageDeflate()]`` (offered, used if the
+            server accepts); ``()`` offers none.
         origin: the ``Origin`` header to send.
         extra_headers: more request headers (``Authorization``, ``Cookie``, ...).
         open_timeout: seconds for TCP connect, TLS and the opening handshake together.
@@ -221,7 +222,7 @@ def connect(
         write_limit: the write buffer high-water mark, or a ``(high, low)`` pair.
         max_header_size, max_headers, max_body_size: limits on the server's response.
         text_as_bytes: deliver text messages as UTF-8 ``bytes`` instead of ``str``.
-        reconnect: a :class:`Backoff` policy for the ``async for`` form (default: ``Backoff()``).
+        reconnect: a :class:`RetryPolicy` for the ``async for`` form (default: ``RetryPolicy()``).
 
     Raises (when awaited):
         HandshakeRejected: the server answered with another status than 101.

@@ -299,12 +299,16 @@ class ReconnectingClient:
         self._connect_kwargs = connect_kwargs
         self._pending: Deque[Any] = collections.deque()
         self._ws: Optional[ClientWebSocket] = None
+        # Connections whose messages recv() has not fully read yet, oldest first: messages
+        # that arrived just before a drop are still delivered, in order.
+        self._readable: Deque[ClientWebSocket] = collections.deque(maxlen=8)
         self._task: Optional[asyncio.Task[None]] = None
         self._final: Optional[BaseException] = None
         self._changed: Optional[asyncio.Event] = None
         self._closing = False
         self.state = "idle"
-        Connect(uri, **self._connect_args())  # fail now on a bad URI or option
+        # Fail now on a bad URI or option (without calling an extra_headers callable).
+        Connect(uri, **dict(connect_kwargs, extra_headers=() if callable(extra_headers) else extra_headers))
 
     def _connect_args(self) -> Any:
         headers = self._extra_headers
@@ -410,15 +414,22 @@ class ReconnectingClient:
         Raises:
             RetriesExhausted, HandshakeRejected, WebSocketClosed: reconnecting stopped.
         """
+        readable = self._readable
         while True:
-            ws = await self.wait_connected()
-            try:
-                return await ws.recv()
-            except WebSocketClosed:
-                if self._final is None and self._ws is ws:
-                    changed = self._changed
-                    assert changed is not None
-                    await changed.wait()
+            if readable:
+                ws = readable[0]
+                try:
+                    return await ws.recv()
+                except WebSocketClosed:
+                    if readable and readable[0] is ws:
+                        readable.popleft()
+                    continue
+            if self._final is not None:
+                raise self._final
+            changed = self._changed
+            if changed is None:
+                raise RuntimeError("the client is not started: use start() or async with")
+            await changed.wait()
 
     def __aiter__(self) -> AsyncIterator[Message]:
         return self
@@ -460,6 +471,7 @@ class ReconnectingClient:
                     await ws.close(1011, "on_connect failed")
                 else:
                     self._ws = ws
+                    self._readable.append(ws)
                     self.state = "open"
                     self._notify()
                     await ws.wait_closed()

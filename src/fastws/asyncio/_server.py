@@ -370,8 +370,11 @@ class Server:
 
 
 def _default_extensions() -> Tuple[Any, ...]:
-    """The extensions offered or accepted when not told otherwise."""
-    return ()
+    """The extensions offered or accepted when not told otherwise: permessage-deflate
+    (RFC 7692) with its default parameters. Pass ``extensions=()`` to disable it."""
+    from ..extensions import PerMessageDeflate
+
+    return (PerMessageDeflate(),)
 
 
 def serve(handler: Handler, host: Optional[Union[str, Sequence[str]]] = None,
@@ -393,7 +396,8 @@ def serve(handler: Handler, host: Optional[Union[str, Sequence[str]]] = None,
         subprotocols: the subprotocols this server speaks, in its order of preference.
         origins: an allow-list of ``Origin`` values (include None to allow clients that send
             none), or a callable ``origin -> bool``; other origins get 403. None allows all.
-        extensions: extension objects such as :class:`fastws.PerMessageDeflate`.
+        extensions: extension objects; default ``[PerMessageDeflate()]`` (negotiated only
+            when the client offers it); ``()`` disables compression.
         max_message_size: the largest incoming message, bytes (larger: close 1009).
         max_queue: messages buffered for ``recv``; reading from the socket pauses when it is
             full and resumes when it is down to a quarter.

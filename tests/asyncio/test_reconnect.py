@@ -1,0 +1,253 @@
+"""Reconnection against servers that drop, refuse (503 + Retry-After) and reject (403)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, List
+
+import pytest
+
+import fastws
+import fastws.asyncio as fa
+
+from aio_helpers import echo, free_port, run, uri
+
+FAST = dict(initial_delay=0.01, factor=2.0, max_delay=0.05, jitter=0.1)
+
+
+def test_backoff_delays_grow_are_capped_and_jittered() -> None:
+    policy = fa.RetryPolicy(initial_delay=1.0, factor=2.0, max_delay=5.0, jitter=0.2)
+    for level, base in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 5.0), (10, 5.0)]:
+        delays = {policy.delay(level) for _ in range(50)}
+        assert all(base * 0.8 <= d <= base * 1.2 for d in delays)
+        assert len(delays) > 1  # jittered
+    rejected = fa.HandshakeRejected(503, fastws._http.Headers([("Retry-After", "3")]))
+    assert all(3.0 <= policy.delay(1, rejected) <= 3.6 for _ in range(20))
+
+
+def test_decision_table() -> None:
+    def closed(code: int) -> fa.WebSocketClosed:
+        return fa.WebSocketClosed.from_event(fastws.ConnectionClosed(code, "", code != 1006))
+
+    def rejected(status: int) -> fa.HandshakeRejected:
+        return fa.HandshakeRejected(status, fastws._http.Headers())
+
+    for code in (1000, 1001):
+        assert not fa.default_should_retry(closed(code))
+    for code in (1006, 1011, 1012, 1013):
+        assert fa.default_should_retry(closed(code))
+    for status in (400, 401, 403, 404, 426):
+        assert not fa.default_should_retry(rejected(status))
+    assert fa.default_should_retry(rejected(503))
+    assert fa.default_should_retry(ConnectionRefusedError())
+    assert fa.default_should_retry(fa.OpenTimeout())
+    assert not fa.default_should_retry(ValueError())
+    override = fa.RetryPolicy(should_retry=lambda e: True if isinstance(e, fa.HandshakeRejected) else None)
+    assert override.decide(rejected(403)) and not override.decide(closed(1000))
+
+
+def test_parse_retry_after() -> None:
+    assert fa.parse_retry_after("120") == 120.0
+    assert fa.parse_retry_after(None) is None
+    assert fa.parse_retry_after("soon") is None
+    assert fa.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+def test_async_for_reconnects_after_the_server_drops() -> None:
+    connections = 0
+
+    async def dropper(ws: fa.ServerWebSocket) -> None:
+        nonlocal connections
+        connections += 1
+        await ws.send(f"hello {connections}")
+        if connections < 3:
+            ws.transport.abort()  # 1006 for the client: retry
+        else:
+            await ws.close(1000)  # normal close: stop
+
+    async def main() -> None:
+        attempts: List[fa.Attempt] = []
+        async with fa.serve(dropper, "127.0.0.1", 0) as server:
+            greetings = []
+            policy = fa.RetryPolicy(**FAST, on_attempt=attempts.append)
+            async for ws in fa.connect(uri(server), reconnect=policy):
+                greetings.append(await ws.recv())
+                await ws.wait_closed()
+            assert greetings == ["hello 1", "hello 2", "hello 3"]
+        assert [a.error is None for a in attempts] == [True, False, False]
+        assert all(a.delay > 0 for a in attempts[1:])
+        assert isinstance(attempts[1].error, fa.ClosedError) and attempts[1].error.code == 1006
+
+    run(main)
+
+
+def test_503_with_retry_after_is_honoured_then_connects(caplog: Any) -> None:
+    refusals = 2
+
+    def hook(request: fastws.Request) -> Any:
+        nonlocal refusals
+        if refusals:
+            refusals -= 1
+            return fa.Reject(503, [("Retry-After", "1")], b"busy")
+        return None
+
+    async def main() -> None:
+        attempts: List[fa.Attempt] = []
+        loop = asyncio.get_running_loop()
+        async with fa.serve(echo, "127.0.0.1", 0, process_request=hook) as server:
+            policy = fa.RetryPolicy(**FAST, on_attempt=attempts.append)
+            start = loop.time()
+            async for ws in fa.connect(uri(server), reconnect=policy):
+                elapsed = loop.time() - start
+                await ws.send("through")
+                assert await ws.recv() == "through"
+                break
+            await ws.close()
+        assert elapsed >= 2.0  # two Retry-After: 1 waits
+        assert [round(a.delay) for a in attempts] == [0, 1, 1]
+        assert all(a.error.status == 503 for a in attempts[1:])  # type: ignore[union-attr]
+
+    with caplog.at_level(logging.INFO, logger="fastws"):
+        run(main)
+    assert sum("reconnecting" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_403_stops_at_once_unless_the_callback_says_otherwise() -> None:
+    calls = 0
+
+    def hook(request: fastws.Request) -> Any:
+        nonlocal calls
+        calls += 1
+        return fa.Reject(403, body=b"no") if calls < 3 else None
+
+    async def main() -> None:
+        async with fa.serve(echo, "127.0.0.1", 0, process_request=hook) as server:
+            with pytest.raises(fa.HandshakeRejected) as info:
+                async for _ in fa.connect(uri(server), reconnect=fa.RetryPolicy(**FAST)):
+                    pass
+            assert info.value.status == 403 and calls == 1
+            policy = fa.RetryPolicy(**FAST, should_retry=lambda e: True if getattr(e, "status", 0) == 403 else None)
+            async for ws in fa.connect(uri(server), reconnect=policy):
+                await ws.close()
+            assert calls == 3
+
+    run(main)
+
+
+def test_max_attempts_then_raise() -> None:
+    async def main() -> None:
+        attempts: List[fa.Attempt] = []
+        policy = fa.RetryPolicy(**FAST, max_attempts=4, on_attempt=attempts.append)
+        with pytest.raises(fa.RetriesExhausted) as info:
+            async for _ in fa.connect(f"ws://127.0.0.1:{free_port()}/", reconnect=policy):
+                pass
+        assert info.value.attempts == 4 and isinstance(info.value.__cause__, OSError)
+        assert len(attempts) == 4
+
+    run(main)
+
+
+def test_reconnecting_client_queues_sends_and_restores_state() -> None:
+    received: List[Any] = []
+    connections = 0
+
+    async def handler(ws: fa.ServerWebSocket) -> None:
+        nonlocal connections
+        connections += 1
+        mine = connections
+        async for message in ws:
+            received.append(message)
+            if message == "drop" and mine == 1:
+                ws.transport.abort()
+                return
+            await ws.send(f"ack {message}")
+
+    async def main() -> None:
+        hooks: List[int] = []
+
+        async def on_connect(ws: fa.ClientWebSocket) -> None:
+            hooks.append(len(hooks) + 1)
+            await ws.send(f"subscribe since={len(received)}")
+
+        async with fa.serve(handler, "127.0.0.1", 0) as server:
+            client = fa.ReconnectingClient(
+                uri(server), policy=fa.RetryPolicy(**FAST), on_connect=on_connect, max_pending=3
+            )
+            async with client:
+                # Sent before any connection exists: queued, flushed in order after on_connect.
+                await client.send("a")
+                await client.send("b")
+                assert client.pending == 2
+                assert await client.recv() == "ack subscribe since=0"
+                assert await client.recv() == "ack a"
+                assert await client.recv() == "ack b"
+                await client.send("drop")
+                # The server dropped: the client reconnects and resubscribes by itself.
+                assert (await client.recv()).startswith("ack subscribe since=")
+                await client.send("c")
+                assert await client.recv() == "ack c"
+                assert client.connected and client.state == "open"
+            assert client.state == "closed"
+            with pytest.raises(fa.ClosedOK):
+                await client.send("late")
+        assert hooks == [1, 2]
+        assert received[:4] == ["subscribe since=0", "a", "b", "drop"]
+        assert received[-1] == "c"
+
+    run(main)
+
+
+def test_reconnecting_client_pending_queue_is_bounded() -> None:
+    async def main() -> None:
+        client = fa.ReconnectingClient(
+            f"ws://127.0.0.1:{free_port()}/",
+            policy=fa.RetryPolicy(initial_delay=5),
+            max_pending=2,
+        )
+        async with client:
+            await client.send("1")
+            await client.send("2")
+            with pytest.raises(asyncio.QueueFull):
+                await client.send("3")
+
+    run(main)
+
+
+def test_reconnecting_client_stops_on_403_and_reports_it() -> None:
+    async def main() -> None:
+        hook = lambda request: fa.Reject(403)  # noqa: E731
+        async with fa.serve(echo, "127.0.0.1", 0, process_request=hook) as server:
+            async with fa.ReconnectingClient(uri(server), policy=fa.RetryPolicy(**FAST)) as client:
+                with pytest.raises(fa.HandshakeRejected):
+                    await client.recv()
+                assert client.state == "closed"
+
+    run(main)
+
+
+def test_reconnecting_client_sends_fresh_headers_each_attempt() -> None:
+    seen: List[Any] = []
+
+    def hook(request: fastws.Request) -> Any:
+        seen.append(request.headers.get("Last-Event-ID"))
+        return None
+
+    async def drop_after_one(ws: fa.ServerWebSocket) -> None:
+        await ws.send("event")
+        ws.transport.abort()
+
+    async def main() -> None:
+        counter = iter(range(100))
+        async with fa.serve(drop_after_one, "127.0.0.1", 0, process_request=hook) as server:
+            client = fa.ReconnectingClient(
+                uri(server),
+                policy=fa.RetryPolicy(**FAST),
+                extra_headers=lambda: [("Last-Event-ID", str(next(counter)))],
+            )
+            async with client:
+                for _ in range(3):
+                    assert await client.recv() == "event"
+        assert seen[:3] == ["0", "1", "2"]
+
+    run(main)
