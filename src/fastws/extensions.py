@@ -42,6 +42,8 @@ _KNOWN: Final = frozenset(
 )
 # RFC 7692 7.2.1: removed from the end of each compressed message, added back to inflate it.
 _TRAILER: Final = b"\x00\x00\xff\xff"
+# Inflated per zlib call when a size limit applies (see Inflater.feed).
+_STEP: Final = 1 << 16
 
 
 class NegotiationError(FastWSError):
@@ -101,12 +103,39 @@ class Inflater:
                 inflate to gigabytes never get the chance to (the parser fails with 1009).
 
         Raises:
-            ProtocolError: (1007) the data is not a valid deflate stream.
+            ProtocolError: (1007) the data is not a valid deflate stream; (1009) it inflates
+                past ``limit`` (raised here rather than returning ``limit + 1`` bytes, so that
+                a bomb costs about the limit in memory, not twice).
         """
         if final:
             data += _TRAILER
+        d = self._d
         try:
-            out = self._d.decompress(data, limit + 1 if limit >= 0 else 0)
+            if limit < 0:
+                out = d.decompress(data)
+            else:
+                # In steps: one call with max_length=limit + 1 builds the output in blocks and
+                # then copies them into one bytes object, about twice the limit at its peak for
+                # a bomb. A step that fills its buffer may leave input (unconsumed_tail) or
+                # output pending in zlib; one that does not has inflated everything.
+                step = min(limit + 1, _STEP)
+                out = d.decompress(data, step)
+                if len(out) == step:
+                    parts = [out]
+                    size = step
+                    while len(out) == step:
+                        if size > limit:
+                            break
+                        out = d.decompress(d.unconsumed_tail, step)
+                        parts.append(out)
+                        size += len(out)
+                    if size > limit:
+                        raise ProtocolError(
+                            1009,
+                            f"compressed message inflates past the size limit ({limit} more"
+                            " bytes allowed)",
+                        )
+                    out = b"".join(parts)
         except zlib.error as exc:
             raise ProtocolError(1007, f"compressed message cannot be inflated: {exc}") from None
         if final and (self._reset or self._d.eof):
