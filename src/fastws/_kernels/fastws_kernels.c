@@ -270,6 +270,31 @@ static const uint8_t fws_incomplete_max[64] = {
 
 #if defined(FWS_X86)
 
+/* For long buffers, mask the bytes before the first 64-byte boundary of dst
+ * one by one, then let the caller's vector loop run on aligned stores (a
+ * vector store that straddles two cache lines costs a second line write).
+ * Advances the pointers and returns the mask rotated to the new start. */
+static inline uint32_t fws_align_dst(uint8_t **dst, const uint8_t **src,
+                                     size_t *len, const uint8_t *mask)
+{
+    uint8_t rot[4];
+    uint32_t m32;
+    size_t head = (size_t)(-(uintptr_t)*dst) & 63, k;
+    if (*len < 4096 || head == 0) {
+        memcpy(&m32, mask, 4);
+        return m32;
+    }
+    for (k = 0; k < head; k++)
+        (*dst)[k] = (uint8_t)((*src)[k] ^ mask[k & 3]);
+    for (k = 0; k < 4; k++)
+        rot[k] = mask[(head + k) & 3];
+    *dst += head;
+    *src += head;
+    *len -= head;
+    memcpy(&m32, rot, 4);
+    return m32;
+}
+
 /* ---- SSE2 masking ---- */
 
 static void mask_sse2(uint8_t *dst, const uint8_t *src, size_t len,
@@ -403,7 +428,10 @@ static void mask_avx2(uint8_t *dst, const uint8_t *src, size_t len,
     uint32_t m32;
     __m256i mv;
     size_t i = 0;
-    memcpy(&m32, mask, 4);
+    uint8_t rot[4];
+    m32 = fws_align_dst(&dst, &src, &len, mask);
+    memcpy(rot, &m32, 4);
+    mask = rot;
     mv = _mm256_set1_epi32((int)m32);
     for (; i + 128 <= len; i += 128) {
         __m256i a = _mm256_loadu_si256((const __m256i *)(src + i));
@@ -549,7 +577,10 @@ static void mask_avx512(uint8_t *dst, const uint8_t *src, size_t len,
     uint32_t m32;
     __m512i mv;
     size_t i = 0;
-    memcpy(&m32, mask, 4);
+    uint8_t rot[4];
+    m32 = fws_align_dst(&dst, &src, &len, mask);
+    memcpy(rot, &m32, 4);
+    mask = rot;
     mv = _mm512_set1_epi32((int)m32);
     for (; i + 256 <= len; i += 256) {
         __m512i a = _mm512_loadu_si512((const void *)(src + i));
