@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Callable
 
-from . import _report, codec, connection, targets
+from . import _report, codec, connection, e2e, targets
 from ._runner import Case, Settings, group_cases, run_groups
 
 __all__ = ["SUITES", "SuiteOptions", "main"]
@@ -37,10 +37,18 @@ def _connection_suite(options: SuiteOptions) -> list[Case]:
     return connection.cases(connection.ConnectionOptions(stream_bytes=stream))
 
 
+def _e2e_suite(options: SuiteOptions) -> list[Case]:
+    if options.quick:
+        return e2e.cases(
+            e2e.E2EOptions(idle_connections=1000, min_time=0.03, idle_loops=("asyncio",))
+        )
+    return e2e.cases(e2e.E2EOptions())
+
+
 SUITES: dict[str, Callable[[SuiteOptions], list[Case]]] = {
     "codec": _codec_suite,
     "connection": _connection_suite,
-    # "e2e": loopback echo over asyncio, with a raw TCP echo as the physical reference.
+    "e2e": _e2e_suite,
 }
 """Suites by name, in the order they run."""
 
@@ -58,7 +66,7 @@ def _matches(patterns: Sequence[str], *names: str) -> bool:
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    benchmarks = ", ".join((*codec.BENCHMARKS, *connection.BENCHMARKS))
+    benchmarks = ", ".join((*codec.BENCHMARKS, *connection.BENCHMARKS, *e2e.BENCHMARKS))
     parser = argparse.ArgumentParser(
         prog="python -m fastws.bench",
         description=(
@@ -153,7 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.flush()
     started = time.perf_counter()
     progress = None if args.no_progress else sys.stderr
-    results = run_groups(group_cases(cases), settings, progress)
+    try:
+        results = run_groups(group_cases(cases), settings, progress)
+    finally:
+        e2e.stop_servers()
     elapsed = time.perf_counter() - started
     _report.print_table(results, out)
     targets.print_targets(results, out)

@@ -71,6 +71,8 @@ class Case:
             sample instead of timing a loop, it returns the figure; lower is better.
         max_samples: at most this many samples of a ``measure`` case (0: no limit); for
             figures that are expensive to take (thousands of connections).
+        min_time: the shortest sample this case accepts, in seconds, whatever the settings
+            say (end-to-end round trips need long samples to average wake-up latencies).
     """
 
     benchmark: str
@@ -84,6 +86,7 @@ class Case:
     clock: Callable[[], float] | None = None
     measure: Callable[[], float] | None = None
     max_samples: int = 0
+    min_time: float = 0.0
 
     @property
     def skipped(self) -> bool:
@@ -192,7 +195,8 @@ def _run_group(group: Sequence[Case], settings: Settings) -> list[Result]:
             clock = result.case.clock or time.perf_counter
             try:
                 loop = result.case.prepare()
-                result.iterations = _calibrate(loop, settings.min_time, clock)
+                min_time = max(settings.min_time, result.case.min_time)
+                result.iterations = _calibrate(loop, min_time, clock)
                 deadline = time.perf_counter() + settings.warmup
                 while time.perf_counter() < deadline:
                     loop(result.iterations)

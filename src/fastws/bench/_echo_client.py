@@ -1,0 +1,231 @@
+"""The one client of the end-to-end suite: plain sockets, pre-built masked frames.
+
+Every server is driven by this same client, so a difference between two rows is a difference
+between the servers. It does the least a WebSocket client can: it sends the opening request
+and checks the 101, then sends frames built (and masked) once in advance, and counts the
+replies by their known length, checking their bytes once before timing. Against the raw TCP
+echo it sends the same frames without a handshake and gets them back as they were sent.
+
+- :class:`RoundTrip`: one connection, one message in flight (request/response).
+- :class:`Concurrent`: many connections, one message in flight on each, driven by one
+  ``epoll`` loop; each reply triggers the next request on its connection.
+- :func:`open_idle`: many connections that complete the handshake and then stay silent.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import select
+import socket
+from itertools import repeat
+
+from . import _data
+from ._peers import BenchCheckError
+
+__all__ = ["Concurrent", "Endpoint", "RoundTrip", "hang_up", "open_idle"]
+
+_MASK = b"\x1f\x2e\x3d\x4c"
+_OP_TEXT = 0x1
+_OP_CLOSE = 0x8
+_CLOSE_1000 = _data.encode_frame(_OP_CLOSE, (1000).to_bytes(2, "big"), _MASK)
+
+
+def hang_up(sock: socket.socket, websocket: bool) -> None:
+    """Start the closing handshake (RFC 6455 5.5.1) without waiting for it, then close."""
+    if websocket:
+        try:
+            sock.setblocking(True)
+            sock.sendall(_CLOSE_1000)
+        except OSError:
+            pass
+    sock.close()
+
+
+class Endpoint:
+    """Where a server listens and how to talk to it.
+
+    Args:
+        port: the TCP port on 127.0.0.1.
+        websocket: False for the raw TCP echo (no handshake, bytes come back as sent).
+    """
+
+    def __init__(self, port: int, websocket: bool) -> None:
+        self.port = port
+        self.websocket = websocket
+
+    def connect(self) -> socket.socket:
+        """Open a connection and, for a WebSocket server, complete the opening handshake."""
+        sock = socket.create_connection(("127.0.0.1", self.port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.websocket:
+            sock.sendall(self.request())
+            self.read_response(sock)
+        return sock
+
+    def request(self) -> bytes:
+        """An opening request with a fresh key (RFC 6455 4.1)."""
+        key = base64.b64encode(os.urandom(16))
+        return (
+            b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            % (self.port, key)
+        )
+
+    @staticmethod
+    def read_response(sock: socket.socket) -> None:
+        """Read the response head and check that it is a 101 with nothing after it."""
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise BenchCheckError(f"server closed during the handshake: {head!r}")
+            head += chunk
+        if not head.startswith(b"HTTP/1.1 101"):
+            raise BenchCheckError(f"handshake refused: {head.splitlines()[0]!r}")
+        if not head.endswith(b"\r\n\r\n"):
+            raise BenchCheckError("server sent data right after its 101")
+
+    def exchange(self, size: int) -> tuple[bytes, bytes]:
+        """The request a client sends for a ``size``-byte text message, and the reply."""
+        text = _data.ascii_text(size, salt=5).encode()
+        frame = _data.encode_frame(_OP_TEXT, text, _MASK)
+        if not self.websocket:
+            return frame, frame
+        return frame, _data.encode_frame(_OP_TEXT, text)
+
+
+def _recv_exactly(sock: socket.socket, view: memoryview) -> None:
+    got = 0
+    total = len(view)
+    recv_into = sock.recv_into
+    while got < total:
+        n = recv_into(view[got:])
+        if not n:
+            raise BenchCheckError("server closed the connection")
+        got += n
+
+
+class RoundTrip:
+    """One connection, one message at a time: send, wait for the whole echo, repeat.
+
+    Calling it with ``n`` makes ``n`` round trips; ``close()`` closes the connection.
+    """
+
+    def __init__(self, endpoint: Endpoint, size: int) -> None:
+        self.sock = endpoint.connect()
+        self.websocket = endpoint.websocket
+        self.frame, expected = endpoint.exchange(size)
+        self.buffer = bytearray(len(expected))
+        self.view = memoryview(self.buffer)
+        self(1)
+        if bytes(self.buffer) != expected:
+            raise BenchCheckError(f"wrong echo: {bytes(self.buffer[:16])!r}...")
+
+    def __call__(self, n: int) -> None:
+        sock = self.sock
+        frame = self.frame
+        view = self.view
+        sendall = sock.sendall
+        recv_into = sock.recv_into
+        total = len(view)
+        for _ in repeat(None, n):
+            sendall(frame)
+            got = recv_into(view)
+            if got != total:
+                if not got:
+                    raise BenchCheckError("server closed the connection")
+                _recv_exactly(sock, view[got:])
+
+    def close(self) -> None:
+        """Send a close frame and close the connection."""
+        hang_up(self.sock, self.websocket)
+
+
+class Concurrent:
+    """``connections`` connections with one message in flight on each.
+
+    Calling it with ``n`` sends ``n`` messages in all and returns when every echo is back;
+    ``close()`` closes the connections.
+    """
+
+    def __init__(self, endpoint: Endpoint, size: int, connections: int) -> None:
+        self.socks = [endpoint.connect() for _ in range(connections)]
+        self.websocket = endpoint.websocket
+        for sock in self.socks:
+            sock.setblocking(False)
+        self.frame, expected = endpoint.exchange(size)
+        self.reply = len(expected)
+        self.epoll = select.epoll()
+        self.by_fd = {sock.fileno(): sock for sock in self.socks}
+        for fd in self.by_fd:
+            self.epoll.register(fd, select.EPOLLIN)
+        self.pending = dict.fromkeys(self.by_fd, 0)
+        # Check one echo per connection before anything is timed.
+        for sock in self.socks:
+            sock.setblocking(True)
+            sock.sendall(self.frame)
+            buf = bytearray(self.reply)
+            _recv_exactly(sock, memoryview(buf))
+            if bytes(buf) != expected:
+                raise BenchCheckError(f"wrong echo: {bytes(buf[:16])!r}...")
+            sock.setblocking(False)
+
+    def __call__(self, n: int) -> None:
+        frame = self.frame
+        reply = self.reply
+        by_fd = self.by_fd
+        pending = self.pending
+        poll = self.epoll.poll
+        sent = 0
+        done = 0
+        for sock in self.socks[: min(n, len(self.socks))]:
+            sock.send(frame)
+            sent += 1
+        while done < n:
+            for fd, _ in poll(1.0):
+                sock = by_fd[fd]
+                data = sock.recv(65536)
+                if not data:
+                    raise BenchCheckError("server closed a connection")
+                have = pending[fd] + len(data)
+                replies, pending[fd] = divmod(have, reply)
+                done += replies
+                for _ in repeat(None, replies):
+                    if sent < n:
+                        sock.send(frame)
+                        sent += 1
+        if any(pending.values()):
+            raise BenchCheckError("a partial echo was left over")
+
+    def close(self) -> None:
+        """Close every connection."""
+        self.epoll.close()
+        for sock in self.socks:
+            hang_up(sock, self.websocket)
+
+
+def open_idle(endpoint: Endpoint, count: int, batch: int = 100) -> list[socket.socket]:
+    """Open ``count`` connections that complete the handshake, then stay idle.
+
+    Requests go out ``batch`` at a time before their responses are read, so that thousands of
+    connections open in about a second.
+    """
+    out: list[socket.socket] = []
+    try:
+        while len(out) < count:
+            group = []
+            for _ in range(min(batch, count - len(out))):
+                sock = socket.create_connection(("127.0.0.1", endpoint.port))
+                group.append(sock)
+                out.append(sock)
+                if endpoint.websocket:
+                    sock.sendall(endpoint.request())
+            if endpoint.websocket:
+                for sock in group:
+                    endpoint.read_response(sock)
+    except BaseException:
+        for sock in out:
+            sock.close()
+        raise
+    return out
