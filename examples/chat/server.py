@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 import pathlib
-from typing import Set
+from typing import List, Set
 
 import fastws.asyncio
 
@@ -29,8 +29,13 @@ class ChatRoom:
     def __init__(self) -> None:
         self.members: Set[fastws.asyncio.ServerWebSocket] = set()
         self.counter = 0
+        self.history: List[dict] = []  # the last 100 messages, replayed to newcomers
+        self.changed = asyncio.Event()
 
     async def broadcast(self, payload: dict) -> None:
+        self.history = self.history[-99:] + [payload]
+        self.changed.set()
+        self.changed = asyncio.Event()
         text = json.dumps(payload)
         for member in list(self.members):
             try:
@@ -44,8 +49,13 @@ class ChatRoom:
         self.members.add(ws)
         log.info("%s joined (extensions: %s)", name, ws.extensions)
         try:
-            await ws.send(json.dumps({"system": f"welcome, {name}",
-                                      "extensions": [e[0] for e in ws.extensions]}))
+            await ws.send(
+                json.dumps(
+                    {"system": f"welcome, {name}", "extensions": [e[0] for e in ws.extensions]}
+                )
+            )
+            for past in self.history:
+                await ws.send(json.dumps(past))
             await self.broadcast({"system": f"{name} joined"})
             async for message in ws:
                 try:
@@ -75,13 +85,20 @@ async def serve_page(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
         writer.close()
 
 
-async def run(host: str, port: int, ws_port: int, ready: "asyncio.Future[tuple] | None" = None,
-              room: "ChatRoom | None" = None) -> None:
+async def run(
+    host: str,
+    port: int,
+    ws_port: int,
+    ready: "asyncio.Future[tuple] | None" = None,
+    room: "ChatRoom | None" = None,
+) -> None:
     room = room or ChatRoom()
     http = await asyncio.start_server(serve_page, host, port)
     async with fastws.asyncio.serve(room.handler, host, ws_port) as ws_server:
         http_port = http.sockets[0].getsockname()[1]
-        log.info("chat page on http://%s:%s/ , WebSocket on port %s", host, http_port, ws_server.port)
+        log.info(
+            "chat page on http://%s:%s/ , WebSocket on port %s", host, http_port, ws_server.port
+        )
         if ready is not None:
             ready.set_result((http_port, ws_server.port))
         try:
@@ -99,7 +116,8 @@ if __name__ == "__main__":
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
-        asyncio.run(run(args.host, args.port,
-                        args.ws_port if args.ws_port is not None else args.port + 1))
+        asyncio.run(
+            run(args.host, args.port, args.ws_port if args.ws_port is not None else args.port + 1)
+        )
     except KeyboardInterrupt:
         pass

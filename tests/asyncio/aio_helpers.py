@@ -39,7 +39,6 @@ def run(main: Callable[[], Awaitable[Any]], timeout: float = 10.0, use_uvloop: b
     gc.collect()
     before = open_fds()
     if use_uvloop:
-
         loop = uvloop.new_event_loop()
         try:
             result = loop.run_until_complete(bounded())

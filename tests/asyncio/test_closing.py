@@ -170,13 +170,18 @@ def test_client_close_timeout_when_the_server_never_closes_tcp() -> None:
             import hashlib
 
             head = await reader.readuntil(b"\r\n\r\n")
-            key = [l.split(b":")[1].strip() for l in head.split(b"\r\n")
-                   if l.lower().startswith(b"sec-websocket-key")][0]
+            key = [
+                line.split(b":")[1].strip()
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key")
+            ][0]
             accept = base64.b64encode(
                 hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
             )
-            writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                         b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            writer.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+            )
             await reader.read()
             writer.close()
 

@@ -33,9 +33,14 @@ def _hook(request: fastws.Request) -> Optional[Any]:
 
 @pytest.mark.parametrize(
     "path,status,body",
-    [("/401", 401, b"login first"), ("/403", 403, b"forbidden"),
-     ("/404", 404, b"no such room"), ("/503", 503, b"busy"),
-     ("/crash", 500, b"Internal Server Error"), ("/bad", 500, b"Internal Server Error")],
+    [
+        ("/401", 401, b"login first"),
+        ("/403", 403, b"forbidden"),
+        ("/404", 404, b"no such room"),
+        ("/503", 503, b"busy"),
+        ("/crash", 500, b"Internal Server Error"),
+        ("/bad", 500, b"Internal Server Error"),
+    ],
 )
 def test_process_request_rejections_reach_the_client(path: str, status: int, body: bytes) -> None:
     async def main() -> None:

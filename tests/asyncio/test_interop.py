@@ -14,6 +14,7 @@ from aio_helpers import echo, run, uri
 
 websockets_client = pytest.importorskip("websockets.asyncio.client")
 websockets_server = pytest.importorskip("websockets.asyncio.server")
+websockets_exceptions = pytest.importorskip("websockets.exceptions")
 aiohttp = pytest.importorskip("aiohttp")
 from aiohttp import web  # noqa: E402
 
@@ -25,7 +26,9 @@ def test_websockets_client_against_our_server() -> None:
         async with fa.serve(echo, "127.0.0.1", 0, subprotocols=["chat"]) as server:
             async with websockets_client.connect(uri(server), subprotocols=["chat"]) as ws:
                 assert ws.subprotocol == "chat"
-                assert "permessage-deflate" in ws.response.headers.get("Sec-WebSocket-Extensions", "")
+                assert "permessage-deflate" in ws.response.headers.get(
+                    "Sec-WebSocket-Extensions", ""
+                )
                 for message in MESSAGES:
                     await ws.send(message)
                     assert await ws.recv() == message
@@ -45,7 +48,7 @@ def test_websockets_client_sees_our_close_code() -> None:
     async def main() -> None:
         async with fa.serve(handler, "127.0.0.1", 0) as server:
             async with websockets_client.connect(uri(server)) as ws:
-                with pytest.raises(Exception):
+                with pytest.raises(websockets_exceptions.ConnectionClosed):
                     await ws.recv()
             assert (ws.close_code, ws.close_reason) == (4001, "bye")
 

@@ -63,7 +63,9 @@ def test_heartbeat_aborts_a_peer_that_does_not_answer_pings() -> None:
         seen["reason"] = info.value.reason
 
     async def main() -> None:
-        async with fa.serve(handler, "127.0.0.1", 0, ping_interval=0.05, ping_timeout=0.1) as server:
+        async with fa.serve(
+            handler, "127.0.0.1", 0, ping_interval=0.05, ping_timeout=0.1
+        ) as server:
             reader, writer = await raw_client(server.port)  # reads nothing, answers nothing
             await asyncio.wait_for(reader.read(), 3)
             writer.close()

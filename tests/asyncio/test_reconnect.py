@@ -43,7 +43,9 @@ def test_decision_table() -> None:
     assert fa.default_should_retry(ConnectionRefusedError())
     assert fa.default_should_retry(fa.OpenTimeout())
     assert not fa.default_should_retry(ValueError())
-    override = fa.RetryPolicy(should_retry=lambda e: True if isinstance(e, fa.HandshakeRejected) else None)
+    override = fa.RetryPolicy(
+        should_retry=lambda e: True if isinstance(e, fa.HandshakeRejected) else None
+    )
     assert override.decide(rejected(403)) and not override.decide(closed(1000))
 
 
@@ -127,7 +129,9 @@ def test_403_stops_at_once_unless_the_callback_says_otherwise() -> None:
                 async for _ in fa.connect(uri(server), reconnect=fa.RetryPolicy(**FAST)):
                     pass
             assert info.value.status == 403 and calls == 1
-            policy = fa.RetryPolicy(**FAST, should_retry=lambda e: True if getattr(e, "status", 0) == 403 else None)
+            policy = fa.RetryPolicy(
+                **FAST, should_retry=lambda e: True if getattr(e, "status", 0) == 403 else None
+            )
             async for ws in fa.connect(uri(server), reconnect=policy):
                 await ws.close()
             assert calls == 3

@@ -552,7 +552,9 @@ class WebSocket(asyncio.Protocol):
         transport = self._transport
         if conn.should_close_transport and transport is not None:
             if abort or (
-                conn.state is _CLOSED and self._closed is not None and not self._closed.clean
+                conn.state is _CLOSED
+                and self._closed is not None
+                and not self._closed.clean
                 and transport.get_write_buffer_size()
             ):
                 transport.abort()
@@ -620,8 +622,11 @@ class WebSocket(asyncio.Protocol):
     def _on_closed(self, event: ConnectionClosed) -> None:
         self._closed = event
         logger.debug(
-            "connection closed: code %d %r clean=%s by %s", event.code, event.reason,
-            event.clean, event.initiator,
+            "connection closed: code %d %r clean=%s by %s",
+            event.code,
+            event.reason,
+            event.clean,
+            event.initiator,
         )
         waiter = self._waiter
         if waiter is not None:
@@ -646,4 +651,3 @@ class WebSocket(asyncio.Protocol):
     def __repr__(self) -> str:
         side = "server" if isinstance(self._conn, ServerConnection) else "client"
         return f"<fastws WebSocket {side} {self._conn.state.name} {self.remote_address}>"
-

@@ -208,7 +208,10 @@ async def _reconnecting(
         else:
             logger.info(
                 "reconnecting to %s (attempt %d) in %.3f s after %r",
-                uri, attempt.number, delay, error,
+                uri,
+                attempt.number,
+                delay,
+                error,
             )
         if policy.on_attempt is not None:
             policy.on_attempt(attempt)
@@ -308,7 +311,10 @@ class ReconnectingClient:
         self._closing = False
         self.state = "idle"
         # Fail now on a bad URI or option (without calling an extra_headers callable).
-        Connect(uri, **dict(connect_kwargs, extra_headers=() if callable(extra_headers) else extra_headers))
+        Connect(
+            uri,
+            **dict(connect_kwargs, extra_headers=() if callable(extra_headers) else extra_headers),
+        )
 
     def _connect_args(self) -> Any:
         headers = self._extra_headers
@@ -348,9 +354,7 @@ class ReconnectingClient:
             except asyncio.CancelledError:
                 pass
         if self._final is None:
-            self._final = ClosedOK.from_event(
-                ConnectionClosed(1000, "client closed", True)
-            )
+            self._final = ClosedOK.from_event(ConnectionClosed(1000, "client closed", True))
         self.state = "closed"
         self._notify()
 
@@ -451,7 +455,7 @@ class ReconnectingClient:
     async def _run(self) -> None:
         policy = self.policy
         self.state = "connecting"
-        iterator = _reconnecting(self._make_connect, policy)
+        iterator: Any = _reconnecting(self._make_connect, policy)
         try:
             async for ws in iterator:
                 if self._closing:

@@ -10,6 +10,7 @@ from typing import (
     Any,
     Awaitable,
     Callable,
+    Dict,
     Generator,
     List,
     Optional,
@@ -206,7 +207,7 @@ class Server:
         self._options = _Options(max_queue, write_limit, open_timeout)
         if extensions is None:
             extensions = _default_extensions()
-        self._conn_kwargs = dict(
+        self._conn_kwargs: Dict[str, Any] = dict(
             max_message_size=max_message_size,
             subprotocols=tuple(subprotocols),
             extensions=tuple(extensions),
@@ -272,7 +273,7 @@ class Server:
     def sockets(self) -> List[socket.socket]:
         """The listening sockets."""
         server = self._server
-        return [] if server is None else list(server.sockets)
+        return [] if server is None else list(server.sockets)  # type: ignore[attr-defined]
 
     @property
     def port(self) -> Optional[int]:
@@ -318,7 +319,10 @@ class Server:
         await asyncio.shield(self._shutdown)
 
     async def shutdown(
-        self, code: int = 1001, reason: str = "server shutting down", timeout: Optional[float] = None
+        self,
+        code: int = 1001,
+        reason: str = "server shutting down",
+        timeout: Optional[float] = None,
     ) -> None:
         """:meth:`close` then :meth:`wait_closed`."""
         self.close(code, reason, timeout)
@@ -377,8 +381,12 @@ def _default_extensions() -> Tuple[Any, ...]:
     return (PerMessageDeflate(),)
 
 
-def serve(handler: Handler, host: Optional[Union[str, Sequence[str]]] = None,
-          port: Optional[int] = None, **kwargs: Any) -> Server:
+def serve(
+    handler: Handler,
+    host: Optional[Union[str, Sequence[str]]] = None,
+    port: Optional[int] = None,
+    **kwargs: Any,
+) -> Server:
     """Create a WebSocket server; start it with ``async with`` or ``await``.
 
     Args:
