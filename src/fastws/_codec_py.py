@@ -448,7 +448,15 @@ class FrameParser:
                     if length >> 63:
                         raise ProtocolError(1002, "frame length has its most significant bit set")
                 opcode = b0 & 0x0F
-                if opcode < 8 and self._max >= 0 and self._msg_size + length > self._max:
+                # A compressed message is bounded by its inflated size instead (_inflate):
+                # its frames are inflated as they arrive, never buffered whole.
+                compressed = self._compressed if opcode == _OP_CONT else b0 & 0x40
+                if (
+                    opcode < 8
+                    and not compressed
+                    and self._max >= 0
+                    and self._msg_size + length > self._max
+                ):
                     raise ProtocolError(
                         1009,
                         f"message of {self._msg_size + length} bytes or more exceeds the"

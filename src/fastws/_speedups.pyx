@@ -679,6 +679,7 @@ cdef class FrameParser:
         cdef Py_ssize_t hlen
         cdef uint64_t length
         cdef int opcode
+        cdef bint compressed
         if avail < 2:
             return 0
         b0 = h[0]
@@ -703,7 +704,11 @@ cdef class FrameParser:
             if length >> 63:
                 raise ProtocolError(1002, "frame length has its most significant bit set")
         opcode = b0 & 0x0F
-        if opcode < 8 and self._max >= 0 and <uint64_t>self._msg_size + length > <uint64_t>self._max:
+        # A compressed message is bounded by its inflated size instead (_compressed_piece):
+        # its frames are inflated as they arrive, never buffered whole.
+        compressed = self._compressed if opcode == OP_CONT else (b0 & 0x40) != 0
+        if (opcode < 8 and not compressed and self._max >= 0
+                and <uint64_t>self._msg_size + length > <uint64_t>self._max):
             raise ProtocolError(
                 1009,
                 f"message of {self._msg_size + length} bytes or more exceeds the"
