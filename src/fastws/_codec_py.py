@@ -386,7 +386,7 @@ class FrameParser:
 
     @property
     def buffered(self) -> int:
-        """Bytes held for an incomplete frame header or an unfinished message."""
+        """Bytes of the unfinished data message received so far, plus a split frame header."""
         return len(self._buf) + self._msg_size
 
     def feed(self, data: BytesLike) -> List[Any]:

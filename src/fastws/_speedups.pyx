@@ -569,7 +569,7 @@ cdef class FrameParser:
 
     @property
     def buffered(self):
-        """Bytes held for an incomplete frame header or an unfinished message."""
+        """Bytes of the unfinished data message received so far, plus a split frame header."""
         return self._hdr_len + self._msg_size
 
     def feed(self, data):
