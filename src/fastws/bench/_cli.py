@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Callable
 
-from . import _report, codec, connection, e2e, targets
+from . import _report, codec, connection, deflate, e2e, targets
 from ._runner import Case, Settings, group_cases, run_groups
 
 __all__ = ["SUITES", "SuiteOptions", "main"]
@@ -45,10 +45,15 @@ def _e2e_suite(options: SuiteOptions) -> list[Case]:
     return e2e.cases(e2e.E2EOptions())
 
 
+def _deflate_suite(options: SuiteOptions) -> list[Case]:
+    return deflate.cases(quick=options.quick)
+
+
 SUITES: dict[str, Callable[[SuiteOptions], list[Case]]] = {
     "codec": _codec_suite,
     "connection": _connection_suite,
     "e2e": _e2e_suite,
+    "deflate": _deflate_suite,
 }
 """Suites by name, in the order they run."""
 
@@ -66,7 +71,9 @@ def _matches(patterns: Sequence[str], *names: str) -> bool:
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    benchmarks = ", ".join((*codec.BENCHMARKS, *connection.BENCHMARKS, *e2e.BENCHMARKS))
+    benchmarks = ", ".join(
+        (*codec.BENCHMARKS, *connection.BENCHMARKS, *e2e.BENCHMARKS, *deflate.BENCHMARKS)
+    )
     parser = argparse.ArgumentParser(
         prog="python -m fastws.bench",
         description=(
