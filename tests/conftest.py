@@ -16,8 +16,18 @@ import os
 from types import ModuleType
 from typing import Optional
 
+import sys
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, settings
+
+# Test modules are imported with --import-mode=importlib (pyproject.toml), so that folders may
+# hold test files of the same name; their helper modules (conn_helpers, codec_strategies, ...)
+# are then found through these paths.
+for _folder in sorted(Path(__file__).parent.iterdir()):
+    if _folder.is_dir() and not _folder.name.startswith((".", "_")):
+        sys.path.insert(0, str(_folder))
 
 settings.register_profile(
     "ci",
