@@ -190,3 +190,37 @@ def test_unix_socket_and_existing_socket() -> None:
                 assert await ws.recv() == "sock"
 
     run(main)
+
+
+def test_on_message_callback_and_send_nowait_echo_without_a_task_switch() -> None:
+    async def handler(ws: fa.ServerWebSocket) -> None:
+        ws.on_message = ws.send_nowait
+        await ws.wait_closed()
+
+    async def main() -> None:
+        async with fa.serve(handler, "127.0.0.1", 0) as server:
+            async with fa.connect(uri(server)) as ws:
+                for message in ("a", b"b", "c" * 70000):
+                    await ws.send(message)
+                    assert await ws.recv() == message
+                ws.send_nowait("now")
+                assert await ws.recv() == "now"
+                assert not ws.writing_paused
+
+    run(main)
+
+
+def test_failing_on_message_callback_closes_with_1011() -> None:
+    async def handler(ws: fa.ServerWebSocket) -> None:
+        ws.on_message = lambda message: 1 / 0
+        await ws.wait_closed()
+
+    async def main() -> None:
+        async with fa.serve(handler, "127.0.0.1", 0) as server:
+            async with fa.connect(uri(server)) as ws:
+                await ws.send("x")
+                with pytest.raises(fa.ClosedError):
+                    await ws.recv()
+                assert ws.close_code == 1011
+
+    run(main)

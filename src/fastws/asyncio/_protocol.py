@@ -17,6 +17,7 @@ from typing import (
     Any,
     AsyncIterable,
     AsyncIterator,
+    Callable,
     Dict,
     Iterable,
     List,
@@ -107,6 +108,7 @@ class WebSocket(asyncio.Protocol):
         "_max_queue",
         "_reading_paused",
         "_write_paused",
+        "_on_message",
         # slower paths
         "_loop",
         "_options",
@@ -134,6 +136,7 @@ class WebSocket(asyncio.Protocol):
         self._waiter: Optional[asyncio.Future[None]] = None
         self._reading_paused = False
         self._write_paused = False
+        self._on_message: Optional[Callable[[Message], Any]] = None
         self._timer: Optional[asyncio.TimerHandle] = None
         self._due: Optional[float] = None
         self._closed: Optional[ConnectionClosed] = None
@@ -282,6 +285,49 @@ class WebSocket(asyncio.Protocol):
         if self._write_paused:
             await self._drain()
 
+    def send_nowait(self, message: Union[Message, bytearray, memoryview]) -> None:
+        """Send a whole message at once, without waiting for the write buffer to drain.
+
+        For callbacks (see :attr:`on_message`) and other synchronous code. Check
+        :attr:`writing_paused` to respect the peer's pace.
+
+        Raises:
+            ClosedOK, ClosedError: the connection is closing or closed.
+            TypeError: the message is neither ``str`` nor bytes-like.
+        """
+        conn = self._conn
+        try:
+            if type(message) is str:
+                conn.send_text(message)
+            elif isinstance(message, (bytes, bytearray, memoryview)):
+                conn.send_binary(message)
+            else:
+                raise TypeError(f"cannot send {type(message).__name__}: use str or bytes")
+        except InvalidStateError:
+            self._raise_closed()
+            raise
+        self._transport.write(conn.data_to_send())
+
+    @property
+    def writing_paused(self) -> bool:
+        """True while the write buffer is above its high-water mark."""
+        return self._write_paused
+
+    @property
+    def on_message(self) -> Optional[Callable[[Message], Any]]:
+        """A callback run for each message as it arrives, instead of queuing it for ``recv``.
+
+        The fastest way to consume messages: no task switch per message. The callback runs
+        inside the protocol's ``data_received`` and must not block; it may call
+        :meth:`send_nowait`. Messages already queued stay for ``recv``. An exception it raises
+        is logged and closes the connection with 1011. Set it back to None to queue again.
+        """
+        return self._on_message
+
+    @on_message.setter
+    def on_message(self, callback: Optional[Callable[[Message], Any]]) -> None:
+        self._on_message = callback
+
     async def ping(self, data: Optional[bytes] = None) -> float:
         """Send a ping and wait for its pong.
 
@@ -379,14 +425,19 @@ class WebSocket(asyncio.Protocol):
             if conn.should_close_transport:
                 self._after()
             return
-        append = self._queue.append
+        callback = self._on_message
+        append = self._queue.append if callback is None else callback
         other = False
-        for event in events:
-            kind = type(event)
-            if kind is _TEXT or kind is _BINARY:
-                append(event.data)
-            else:
-                other = True
+        try:
+            for event in events:
+                kind = type(event)
+                if kind is _TEXT or kind is _BINARY:
+                    append(event.data)
+                else:
+                    other = True
+        except Exception as exc:  # from on_message
+            self._callback_failed(exc)
+            return
         if other:
             self._dispatch(events)
             self._after()
@@ -439,6 +490,15 @@ class WebSocket(asyncio.Protocol):
                 if transport is not None and not transport.is_closing():
                     self._reading_paused = True
                     transport.pause_reading()
+
+    def _callback_failed(self, exc: Exception) -> None:
+        logger.error("on_message callback failed", exc_info=exc)
+        self._on_message = None
+        conn = self._conn
+        if conn.state is _OPEN:
+            conn.close(1011, "internal error", self._time())
+        conn.events()  # what followed the failing message is dropped: the connection closes
+        self._after()
 
     def _maybe_resume_reading(self) -> None:
         if len(self._queue) - self._head <= self._options.low_queue:
@@ -541,11 +601,18 @@ class WebSocket(asyncio.Protocol):
         conn = self._conn
         events = conn.events()
         if events:
-            append = self._queue.append
-            for event in events:
-                kind = type(event)
-                if kind is _TEXT or kind is _BINARY:
-                    append(event.data)
+            callback = self._on_message
+            append = self._queue.append if callback is None else callback
+            try:
+                for event in events:
+                    kind = type(event)
+                    if kind is _TEXT or kind is _BINARY:
+                        append(event.data)
+            except Exception as exc:  # from on_message
+                logger.error("on_message callback failed", exc_info=exc)
+                self._on_message = None
+                if conn.state is _OPEN:
+                    conn.close(1011, "internal error", self._time())
             self._dispatch(events)
             self._wake()
         self._flush()
