@@ -16,6 +16,7 @@ from pmd_helpers import (
     frames,
     header_value,
     open_pair,
+    request_head,
     request_key,
     response_head,
     server_answer,
@@ -23,7 +24,8 @@ from pmd_helpers import (
 )
 
 from fastws import State
-from fastws.connection import ClientConnection
+from fastws._http import parse_extensions
+from fastws.connection import ClientConnection, ServerConnection
 from fastws.events import Accepted, ConnectionClosed
 from fastws.extensions import NegotiationError, PerMessageDeflate
 
@@ -235,8 +237,6 @@ def test_every_client_offer_is_accepted_by_every_server_configuration():
         CLIENT_CONFIGS.values(), SERVER_CONFIGS.values()
     ):
         client = PerMessageDeflate(**client_config)
-        from fastws._http import parse_extensions
-
         [(_, offer)] = parse_extensions([client.offer()])
         answer = PerMessageDeflate(**server_config).negotiate([offer])
         assert answer is not None, (client_config, server_config)
@@ -335,10 +335,6 @@ def test_server_connection_accepts_without_compression_on_a_malformed_offer(code
 
 def test_server_connection_rejects_an_empty_parameter_value_as_bad_http(codec):
     """``server_max_window_bits=`` breaks the header grammar: 400, not a declined offer."""
-    from pmd_helpers import request_head
-
-    from fastws.connection import ServerConnection
-
     server = ServerConnection(_codec=codec, extensions=[PerMessageDeflate()])
     server.receive_data(
         request_head("Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=")
@@ -450,10 +446,6 @@ def test_server_connection_answers_the_first_acceptable_offer_of_one_header(code
 
 
 def test_server_connection_reads_offers_spread_over_several_header_lines(codec):
-    from pmd_helpers import request_head
-
-    from fastws.connection import ServerConnection
-
     server = ServerConnection(_codec=codec, extensions=[PerMessageDeflate()])
     server.receive_data(
         request_head(
@@ -468,10 +460,6 @@ def test_server_connection_reads_offers_spread_over_several_header_lines(codec):
 
 
 def test_server_without_the_extension_ignores_the_offer(codec):
-    from pmd_helpers import request_head
-
-    from fastws.connection import ServerConnection
-
     server = ServerConnection(_codec=codec)
     server.receive_data(request_head("Sec-WebSocket-Extensions: permessage-deflate"))
     server.events()
