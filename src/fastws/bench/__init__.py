@@ -5,10 +5,12 @@ every installed peer (websockets, wsproto, aiohttp, picows) and the physical ref
 plain memory copy of the same bytes), then prints a table of throughputs with their spread and
 the ratio of fastws C to every other row, and checks the speed targets of the codec.
 
-Suites are registered in :data:`SUITES`; the codec suite is the only one so far. The
-connection and end-to-end suites (the sans-I/O connection's receive and send paths, a loopback
-echo against a raw TCP echo) plug in the same way: a function from :class:`SuiteOptions` to a
-list of :class:`~fastws.bench._runner.Case`.
+Suites are registered in :data:`SUITES`: ``codec`` (masking, UTF-8, frame parsing and
+building), ``connection`` (the sans-I/O ``ServerConnection``'s receive and send paths and its
+footprint) and ``e2e`` (echo servers over 127.0.0.1 against a raw TCP echo: request/response,
+50 concurrent connections with the server's CPU per message, idle memory per connection). A
+suite is a function from :class:`SuiteOptions` to a list of
+:class:`~fastws.bench._runner.Case`.
 """
 
 from __future__ import annotations

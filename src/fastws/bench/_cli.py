@@ -77,9 +77,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m fastws.bench",
         description=(
-            "Benchmark the fastws codec (Cython and pure Python) against the installed peers"
-            " (websockets, wsproto, aiohttp, picows) and a plain memory copy, side by side in"
-            " one run."
+            "Benchmark fastws (Cython and pure-Python codecs) against the installed peers"
+            " (websockets, wsproto, aiohttp, picows) and the physical references (a plain"
+            " memory copy, a raw TCP echo), side by side in one run: suites codec, connection"
+            " and e2e (--only SUITE selects one)."
         ),
         epilog=f"benchmarks: {benchmarks}",
     )

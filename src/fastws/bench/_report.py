@@ -236,6 +236,15 @@ def write_json(
         f.write("\n")
 
 
+_AXES = {
+    "bytes": (1e9, "GB/s"),
+    "frames": (1e6, "M frames/s"),
+    "messages": (1e3, "k messages/s"),
+    "cpu-messages": (1e3, "k messages per server CPU second"),
+    "B/conn": (1024, "KiB per connection (lower is better)"),
+}
+"""How each unit is drawn: divisor and axis label."""
+
 _PEER_COLOURS = {
     "websockets": ("#2ca02c", "#98df8a"),
     "wsproto": ("#9467bd", "#c5b0d5"),
@@ -293,7 +302,7 @@ def plot(path: str, results: Sequence[Result], info: dict[str, Any]) -> None:
         names.sort(key=lambda n: kinds[n] == "reference")
         width = 0.8 / max(1, len(names))
         unit = rows[0].case.unit
-        scale = 1e9 if unit == "bytes" else 1e6
+        scale, ylabel = _AXES.get(unit, (1e6, unit))
         for i, name in enumerate(names):
             xs, ys, errs_lo, errs_hi = [], [], [], []
             for j, size in enumerate(sizes):
@@ -318,9 +327,9 @@ def plot(path: str, results: Sequence[Result], info: dict[str, Any]) -> None:
             )
         ax.set_yscale("log")
         ax.set_xticks(range(len(sizes)))
-        ax.set_xticklabels([_data.human_size(s) for s in sizes])
+        ax.set_xticklabels([_data.human_size(s) if s else "-" for s in sizes])
         ax.set_title(benchmark)
-        ax.set_ylabel("GB/s" if unit == "bytes" else "M frames/s")
+        ax.set_ylabel(ylabel)
         ax.grid(axis="y", which="both", alpha=0.3)
         ax.legend(fontsize=6.5, ncol=2, loc="best")
     for ax in list(axes.flat)[len(benchmarks) :]:

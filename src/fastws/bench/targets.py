@@ -102,7 +102,10 @@ TARGETS: tuple[Target, ...] = (
         Target(f"e2e-50conn/{loop}", (32,), "picows", 1.25, text="throughput >= 1.25x picows")
         for loop in ("asyncio", "uvloop")
     ),
-    Target("e2e-idle-rss/asyncio", (0,), None, 10240, at_most=True),
+    *(
+        Target(f"e2e-idle-rss/{loop}", (0,), None, 10240, at_most=True)
+        for loop in ("asyncio", "uvloop")
+    ),
 )
 """The targets of issues 2, 3 and 5 ("Speed it must reach"). The codec's send target is checked
 for binary and text frames alike."""
