@@ -15,9 +15,11 @@ compressor and one decompressor kept across messages (context takeover), raw def
 12-bit window and memLevel 5, a sync flush per message; one operation compresses a message and
 inflates it again (GB/s of message bytes). The standard library's zlib (what fastws uses)
 against zlib-ng (``zlib_ng.zlib_ng``) and ISA-L (``isal.isal_zlib``) when installed; the
-compressed sizes are in the notes. ``python -m fastws.bench.deflate`` prints the back ends
-side by side with their ratios to the standard library, their sizes, and whether each honours
-a window smaller than 15 bits (RFC 7692 7.1.2 requires it once a peer asked for one).
+compressed sizes are in the notes. ``python -m fastws.bench.deflate`` (or, without runpy's
+warning about a module its package already imported, ``python -c "from fastws.bench.deflate
+import main; main()"``) prints the back ends side by side with their ratios to the standard
+library, their sizes, their memory per connection, and whether each honours a window smaller
+than 15 bits (RFC 7692 7.1.2 requires it once a peer asked for one).
 """
 
 from __future__ import annotations
@@ -336,6 +338,31 @@ def _honours_small_window(module: ModuleType) -> bool:
     return True
 
 
+def _pair_memory(module: ModuleType, level: int) -> float:
+    """Bytes a compressor and a decompressor hold once a message went through them (what
+    one connection keeps), from tracemalloc over 100 pairs kept alive."""
+    import gc
+    import tracemalloc
+
+    message = json_text(1024).encode()
+
+    def pair() -> Any:
+        c = module.compressobj(level, module.DEFLATED, -WINDOW_BITS, MEM_LEVEL)
+        d = module.decompressobj(-WINDOW_BITS)
+        d.decompress(c.compress(message) + c.flush(module.Z_SYNC_FLUSH))
+        return c, d
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        kept = [pair() for _ in range(100)]
+        current, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    del kept
+    return current / 100
+
+
 def _time(loop: Loop, min_time: float = 0.2) -> float:
     n = 1
     while True:
@@ -375,11 +402,15 @@ def backend_report(out: Callable[[str], Any] = print, repeats: int = 5) -> None:
                 f" {100 * compressed / work:9.1f}%"
             )
     out("(isal is compared with stdlib at the same level number, or L6 when stdlib has none)")
-    for name, module_name, _ in BACKENDS[::2]:
+    for name, module_name, level in BACKENDS[::2]:
         module, _ = _load(module_name)
         if module is not None:
             verdict = "yes" if _honours_small_window(module) else "NO (distances past the window)"
-            out(f"honours a 9-bit window (RFC 7692 7.1.2): {name}: {verdict}")
+            kib = _pair_memory(module, level) / 1024
+            out(
+                f"{name}: honours a 9-bit window (RFC 7692 7.1.2): {verdict}; memory per"
+                f" connection (compressor + decompressor, window 12, memLevel 5): {kib:.0f} KiB"
+            )
 
 
 def main() -> int:
