@@ -15,7 +15,7 @@ A connection never touches a socket, a clock or a thread. The I/O layer that dri
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any, Final, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Final, List, Optional, Sequence, Tuple, Union
 
 from . import codec as _default_codec
 from ._enums import MAX_CLOSE_REASON, Opcode, State
@@ -104,7 +104,8 @@ class _Connection:
     __slots__ = (
         # hot path first
         "_fast",
-        "_can_send",
+        "send_text",
+        "send_binary",
         "_feed",
         "_parser",
         "_events",
@@ -192,7 +193,7 @@ class _Connection:
         self._events: List[Any] = []
         self._out = b""
         self._fast = False
-        self._can_send = False
+        self._allow_sending(False)
         self._state = _CONNECTING
         self._frag_op = 0
         self._inbuf: Optional[bytearray] = bytearray()
@@ -264,31 +265,25 @@ class _Connection:
     # ----------------------------------------------------------------------------------------
     # Sending.
 
-    def send_text(self, data: Union[str, bytes]) -> None:
-        """Send a whole text message in one frame.
+    # send_text(data) and send_binary(data) are instance attributes, not methods: while the
+    # connection may send they are the frame writer's own methods (one C call per message);
+    # otherwise they refuse. _allow_sending switches them with the state.
+    send_text: Callable[[Union[str, bytes]], None]
+    send_binary: Callable[[Union[bytes, bytearray, memoryview]], None]
 
-        Args:
-            data: the text; or ``bytes`` already encoded as UTF-8 (from a JSON encoder, say),
-                sent as they are without being validated.
-
-        Raises:
-            InvalidStateError: the connection is not OPEN, or a fragmented message is unfinished.
-        """
-        if self._can_send:
-            self._text(data)
+    def _allow_sending(self, allowed: bool) -> None:
+        if allowed:
+            self.send_text = self._text
+            self.send_binary = self._binary
         else:
-            self._refuse("send_text")
+            self.send_text = self._refuse_text
+            self.send_binary = self._refuse_binary
 
-    def send_binary(self, data: Union[bytes, bytearray, memoryview]) -> None:
-        """Send a whole binary message in one frame.
+    def _refuse_text(self, data: Union[str, bytes]) -> None:
+        self._refuse("send_text")
 
-        Raises:
-            InvalidStateError: the connection is not OPEN, or a fragmented message is unfinished.
-        """
-        if self._can_send:
-            self._binary(data)
-        else:
-            self._refuse("send_binary")
+    def _refuse_binary(self, data: Union[bytes, bytearray, memoryview]) -> None:
+        self._refuse("send_binary")
 
     def send_fragment(self, data: Data, final: bool = False) -> None:
         """Send one fragment of a message streamed in pieces (RFC 6455 5.4).
@@ -315,10 +310,10 @@ class _Connection:
         self._frame(_OP_CONT if current else kind, data, final)
         if final:
             self._frag_op = 0
-            self._can_send = True
+            self._allow_sending(True)
         else:
             self._frag_op = kind
-            self._can_send = False
+            self._allow_sending(False)
 
     def ping(
         self, payload: Union[bytes, bytearray, memoryview] = b"", now: Optional[float] = None
@@ -486,7 +481,7 @@ class _Connection:
     def _opened(self, now: Optional[float]) -> None:
         self._state = _OPEN
         self._fast = True
-        self._can_send = True
+        self._allow_sending(True)
         interval = self._options[0]
         self._ping_due = _start(now, interval)
 
@@ -562,7 +557,7 @@ class _Connection:
 
     def _enter_closing(self, now: Optional[float]) -> None:
         self._state = _CLOSING
-        self._can_send = False
+        self._allow_sending(False)
         self._ping_due = None
         self._pong_due = None
         if self._close_due is None:
@@ -614,7 +609,7 @@ class _Connection:
     def _finish(self, code: int, reason: str, clean: bool, initiator: Optional[str] = None) -> None:
         self._state = _CLOSED
         self._fast = False
-        self._can_send = False
+        self._allow_sending(False)
         self._frag_op = 0
         self._ping_due = self._pong_due = self._close_due = None
         self._inbuf = None
@@ -663,6 +658,14 @@ class ServerConnection(_Connection):
             None for forever.
         max_header_size: the largest request head, in bytes.
         max_headers: the largest number of header fields.
+
+    Sending whole messages:
+        ``send_text(data)`` sends a text message in one frame; ``data`` is ``str``, or
+        ``bytes`` already encoded as UTF-8 (from a JSON encoder, say), sent without being
+        validated. ``send_binary(data)`` sends any bytes-like object as a binary message.
+        Both raise :class:`InvalidStateError` when the connection is not OPEN or while a
+        fragmented message is being sent (see ``send_fragment``). They are attributes that
+        the connection switches with its state, so that a send costs one call into the codec.
 
     Attributes:
         state: CONNECTING, OPEN, CLOSING or CLOSED (:class:`fastws.State`).
