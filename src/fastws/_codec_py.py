@@ -64,10 +64,10 @@ def _as_bytes(data: Any) -> bytes:
 
 
 def _check_mask(mask: Any) -> bytes:
-    mask = _as_bytes(mask)
-    if len(mask) != 4:
-        raise ValueError(f"mask must be 4 bytes, got {len(mask)}")
-    return mask
+    key = _as_bytes(mask)
+    if len(key) != 4:
+        raise ValueError(f"mask must be 4 bytes, got {len(key)}")
+    return key
 
 
 def _xor(data: bytes, mask: bytes) -> bytes:
@@ -193,7 +193,7 @@ class _DataMessage:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self.data == other.data and self.final == other.final  # type: ignore[attr-defined]
+        return bool(self.data == other.data and self.final == other.final)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -227,7 +227,7 @@ class _ControlMessage:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self.payload == other.payload  # type: ignore[attr-defined]
+        return bool(self.payload == other.payload)
 
     __hash__ = None  # type: ignore[assignment]
 
