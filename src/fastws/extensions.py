@@ -90,7 +90,8 @@ class Inflater:
         # zlib cannot inflate with an 8-bit window; 9 reads everything an 8-bit peer writes.
         self._bits = max(window_bits, 9)
         self._reset = no_context_takeover
-        self._d = zlib.decompressobj(-self._bits)
+        # Made on the first compressed message: an idle connection holds no zlib state.
+        self._d: Optional["zlib._Decompress"] = None
 
     def feed(self, data: bytes, final: bool, limit: int) -> bytes:
         """Inflate the next piece of a compressed message.
@@ -110,6 +111,8 @@ class Inflater:
         if final:
             data += _TRAILER
         d = self._d
+        if d is None:
+            d = self._d = zlib.decompressobj(-self._bits)
         try:
             if limit < 0:
                 out = d.decompress(data)
@@ -138,9 +141,10 @@ class Inflater:
                     out = b"".join(parts)
         except zlib.error as exc:
             raise ProtocolError(1007, f"compressed message cannot be inflated: {exc}") from None
-        if final and (self._reset or self._d.eof):
-            # A peer that ended its deflate stream (BFINAL) starts a new one next message.
-            self._d = zlib.decompressobj(-self._bits)
+        if final and (self._reset or d.eof):
+            # Without context takeover, or after a peer ended its deflate stream (BFINAL), the
+            # next message starts a new stream: free the window until it comes.
+            self._d = None
         return out
 
 
