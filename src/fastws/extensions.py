@@ -210,7 +210,8 @@ class PerMessageDeflate:
     measured; zlib's own defaults 15 and 8 take 262 KiB), the decompressor about
     ``2 ** window_bits`` plus 7 KiB (11 KiB with a 12-bit window), where the window is
     what the peer's compressor uses: a server asks clients that allow it (browsers do) for
-    ``client_max_window_bits``, so both sides stay small.
+    ``client_max_window_bits``, so both sides stay small. Each is made with the first message
+    it handles, so a connection that sent or received nothing compressed holds neither.
 
     Args:
         server_no_context_takeover: the server compresses each message on its own (less memory
