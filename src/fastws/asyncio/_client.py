@@ -13,7 +13,14 @@ from ..connection import ClientConnection
 from ..events import Accepted, ConnectionClosed, Rejected
 from ..handshake import parse_uri
 from ._exceptions import HandshakeFailed, HandshakeRejected, OpenTimeout
-from ._protocol import DEFAULT_MAX_QUEUE, DEFAULT_WRITE_LIMIT, WebSocket, _Options
+from ._protocol import (
+    DEFAULT_MAX_QUEUE,
+    DEFAULT_WRITE_LIMIT,
+    ReadsIntoBuffer,
+    WebSocket,
+    _Options,
+    reads_into_buffer,
+)
 
 __all__ = ["ClientWebSocket", "Connect", "connect"]
 
@@ -67,6 +74,12 @@ class ClientWebSocket(WebSocket):
         opening = self._opening
         if not opening.done():  # pragma: no cover - _on_closed always ran before
             opening.set_exception(HandshakeFailed("connection lost during the handshake"))
+
+
+class _BufferedClientWebSocket(ReadsIntoBuffer, ClientWebSocket):
+    """A :class:`ClientWebSocket` that reads into a shared buffer (selector loops)."""
+
+    __slots__ = ()
 
 
 class Connect:
@@ -124,7 +137,8 @@ class Connect:
             ssl = ssl_module.create_default_context()
         elif not uri.secure and ssl is not None:
             raise ValueError("ssl= is for wss:// URIs")
-        ws = ClientWebSocket(self.uri, self._options, self._conn_kwargs, loop)
+        cls = _BufferedClientWebSocket if reads_into_buffer(loop) else ClientWebSocket
+        ws = cls(self.uri, self._options, self._conn_kwargs, loop)
         kwargs: Dict[str, Any] = {"ssl": ssl}
         if ssl is not None:
             kwargs["server_hostname"] = self._server_hostname or (

@@ -26,7 +26,14 @@ from ..connection import ServerConnection
 from ..events import Request
 from ..handshake import OriginPolicy
 from ._exceptions import WebSocketClosed
-from ._protocol import DEFAULT_MAX_QUEUE, DEFAULT_WRITE_LIMIT, WebSocket, _Options
+from ._protocol import (
+    DEFAULT_MAX_QUEUE,
+    DEFAULT_WRITE_LIMIT,
+    ReadsIntoBuffer,
+    WebSocket,
+    _Options,
+    reads_into_buffer,
+)
 
 __all__ = ["Accept", "Reject", "Server", "ServerWebSocket", "serve"]
 
@@ -159,6 +166,12 @@ class ServerWebSocket(WebSocket):
             raise
 
 
+class _BufferedServerWebSocket(ReadsIntoBuffer, ServerWebSocket):
+    """A :class:`ServerWebSocket` that reads into the server's buffer (selector loops)."""
+
+    __slots__ = ()
+
+
 class Server:
     """A WebSocket server, returned by :func:`serve`.
 
@@ -227,6 +240,7 @@ class Server:
         self._tasks: Set[asyncio.Task[Any]] = set()
         self._closing = False
         self._shutdown: Optional[asyncio.Task[None]] = None
+        self._protocol_class: Callable[["Server"], ServerWebSocket] = ServerWebSocket
 
     # -- starting ------------------------------------------------------------------------------
 
@@ -235,6 +249,8 @@ class Server:
         if self._server is not None:
             return self
         self._loop = asyncio.get_running_loop()
+        if reads_into_buffer(self._loop):
+            self._protocol_class = _BufferedServerWebSocket
         factory = self._factory
         if self._unix is not None or (
             self._sock is not None and self._sock.family == getattr(socket, "AF_UNIX", None)
@@ -256,7 +272,7 @@ class Server:
         return self
 
     def _factory(self) -> ServerWebSocket:
-        return ServerWebSocket(self)
+        return self._protocol_class(self)
 
     def __await__(self) -> Generator[Any, None, "Server"]:
         return self.start().__await__()
