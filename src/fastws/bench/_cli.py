@@ -40,7 +40,7 @@ def _connection_suite(options: SuiteOptions) -> list[Case]:
 def _e2e_suite(options: SuiteOptions) -> list[Case]:
     if options.quick:
         return e2e.cases(
-            e2e.E2EOptions(idle_connections=1000, min_time=0.03, idle_loops=("asyncio",))
+            e2e.E2EOptions(idle_connections=500, min_time=0.02, idle_loops=("asyncio",))
         )
     return e2e.cases(e2e.E2EOptions())
 
@@ -57,7 +57,7 @@ SUITES: dict[str, Callable[[SuiteOptions], list[Case]]] = {
 }
 """Suites by name, in the order they run."""
 
-QUICK = Settings(min_time=0.01, repeats=5, warmup=0.005)
+QUICK = Settings(min_time=0.008, repeats=5, warmup=0.004)
 FULL = Settings(min_time=0.05, repeats=9, warmup=0.05)
 
 
