@@ -520,7 +520,7 @@ class _Connection:
 
     def _match_pong(self, payload: bytes, now: Optional[float]) -> None:
         pings = self._pings
-        for index, (sent, _, _) in enumerate(pings):
+        for index, (sent, _, _) in enumerate(pings):  # noqa: B007 (index read below)
             if sent == payload:
                 break
         else:
@@ -991,7 +991,9 @@ class ClientConnection(_Connection):
     def _accept_extension(self, name: str, params: Any) -> Any:
         factory = self._extension_factories.get(name)
         if factory is None:
-            raise InvalidHandshake(f"server accepted extension {name!r}, which fastws cannot run", 101)
+            raise InvalidHandshake(
+                f"server accepted extension {name!r}, which fastws cannot run", 101
+            )
         try:
             return factory.accept_response(params)
         except NegotiationError as exc:

@@ -14,7 +14,6 @@ from typing import (
     Callable,
     Collection,
     Final,
-    List,
     NamedTuple,
     Optional,
     Sequence,

@@ -297,7 +297,10 @@ def _backend_cases() -> list[Case]:
                     f"{100 * compressed / sum(map(len, inputs[each])):.1f}% at {each // 1024} KiB"
                 )
             note = "compressed size " + ", ".join(ratios)
-            prepare = lambda m=module, lv=level, ms=messages: _roundtrip(m, lv, ms)[0]
+
+            def prepare(m: Any = module, lv: int = level, ms: Any = messages) -> Any:
+                return _roundtrip(m, lv, ms)[0]
+
             out.append(
                 Case(
                     bench,
