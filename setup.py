@@ -69,8 +69,18 @@ def extensions() -> list:
         extra_compile_args=cflags,
         define_macros=[("CYTHON_TRACE", "0")],
     )
+    exts = [ext]
+    if sys.platform != "win32":
+        # The asyncio layer's socket transport and message waiter (POSIX sockets).
+        exts.append(
+            Extension(
+                "fastws.asyncio._fastio",
+                sources=["src/fastws/asyncio/_fastio.pyx"],
+                extra_compile_args=cflags,
+            )
+        )
     return cythonize(
-        [ext],
+        exts,
         compiler_directives={"language_level": "3", "embedsignature": True},
         quiet=True,
     )

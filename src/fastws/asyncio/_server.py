@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import socket
 from typing import (
     Any,
@@ -172,6 +173,110 @@ class _BufferedServerWebSocket(ReadsIntoBuffer, ServerWebSocket):
     __slots__ = ()
 
 
+SocketTransport: Any
+try:
+    from ._fastio import SocketTransport
+except ImportError:  # no compiler, FASTWS_NO_EXTENSIONS=1 or Windows
+    SocketTransport = None
+
+#: The default of ``serve(..., fast_transport=...)``: ``FASTWS_FAST_TRANSPORT=1`` turns it on.
+FAST_TRANSPORT_DEFAULT = os.environ.get("FASTWS_FAST_TRANSPORT", "") not in ("", "0")
+
+
+class _FastListener:
+    """Listening TCP sockets whose connections get fastws's own :class:`SocketTransport`.
+
+    Stands in for the ``asyncio.Server`` that ``loop.create_server`` returns (``sockets``,
+    ``close``, ``is_serving``, ``wait_closed``).
+    """
+
+    def __init__(
+        self, loop: Any, factory: Callable[[], Any], sockets: List[socket.socket], backlog: int
+    ) -> None:
+        self._loop = loop
+        self._factory = factory
+        self.sockets = sockets
+        self._backlog = backlog
+        self._serving = True
+        for sock in sockets:
+            sock.setblocking(False)
+            loop.add_reader(sock.fileno(), self._accept, sock)
+
+    def _accept(self, listener: socket.socket) -> None:
+        for _ in range(self._backlog):
+            try:
+                sock, addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE, ENFILE, ENOBUFS, ...: try again later
+                logger.error("accept failed on %s: %s", listener.getsockname(), exc)
+                return
+            try:
+                sock.setblocking(False)
+                if sock.family in (socket.AF_INET, socket.AF_INET6):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                SocketTransport(self._loop, sock, self._factory(), {"peername": addr}).start()
+            except Exception:
+                logger.exception("cannot set up an accepted connection")
+                sock.close()
+
+    def is_serving(self) -> bool:
+        return self._serving
+
+    def close(self) -> None:
+        if not self._serving:
+            return
+        self._serving = False
+        for sock in self.sockets:
+            self._loop.remove_reader(sock.fileno())
+            sock.close()
+
+    async def wait_closed(self) -> None:
+        return None
+
+
+async def _listening_sockets(
+    loop: Any,
+    host: Optional[Union[str, Sequence[str]]],
+    port: Optional[int],
+    backlog: int,
+    reuse_port: Optional[bool],
+) -> List[socket.socket]:
+    """Bind and listen like ``loop.create_server`` does for ``host`` and ``port``."""
+    hosts: Sequence[Optional[str]]
+    if host is None or host == "":
+        hosts = [None]
+    elif isinstance(host, str):
+        hosts = [host]
+    else:
+        hosts = list(host)
+    infos = set()
+    for name in hosts:
+        for info in await loop.getaddrinfo(
+            name, port, family=socket.AF_UNSPEC, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        ):
+            infos.add(info)
+    sockets: List[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in sorted(infos, key=repr):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(backlog)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    if not sockets:
+        raise OSError(f"no address to listen on for host {host!r}")
+    return sockets
+
+
 class Server:
     """A WebSocket server, returned by :func:`serve`.
 
@@ -206,8 +311,12 @@ class Server:
         shutdown_timeout: float = 10.0,
         backlog: int = 1024,
         reuse_port: Optional[bool] = None,
+        fast_transport: Optional[bool] = None,
     ) -> None:
         self._loop: Any = None
+        if fast_transport is None:
+            fast_transport = FAST_TRANSPORT_DEFAULT
+        self._fast_transport = fast_transport
         self._handler = handler
         self._host = host
         self._port = port
@@ -249,7 +358,7 @@ class Server:
         if self._server is not None:
             return self
         self._loop = asyncio.get_running_loop()
-        if reads_into_buffer(self._loop):
+        if reads_into_buffer(self._loop) and not self._uses_fast_transport():
             self._protocol_class = _BufferedServerWebSocket
         factory = self._factory
         if self._unix is not None or (
@@ -258,6 +367,15 @@ class Server:
             self._server = await self._loop.create_unix_server(
                 factory, self._unix, sock=self._sock, ssl=self._ssl, backlog=self._backlog
             )
+        elif self._uses_fast_transport():
+            if self._sock is not None:
+                self._sock.listen(self._backlog)  # as loop.create_server does
+                sockets = [self._sock]
+            else:
+                sockets = await _listening_sockets(
+                    self._loop, self._host, self._port, self._backlog, self._reuse_port
+                )
+            self._server = _FastListener(self._loop, factory, sockets, self._backlog)  # type: ignore[assignment]
         else:
             self._server = await self._loop.create_server(
                 factory,
@@ -270,6 +388,10 @@ class Server:
             )
         logger.info("server listening on %s", ", ".join(str(s.getsockname()) for s in self.sockets))
         return self
+
+    def _uses_fast_transport(self) -> bool:
+        """Plain TCP with the compiled transport: fastws does the socket I/O itself."""
+        return bool(self._fast_transport) and self._ssl is None and SocketTransport is not None
 
     def _factory(self) -> ServerWebSocket:
         return self._protocol_class(self)
@@ -435,6 +557,12 @@ def serve(
         text_as_bytes: deliver text messages as UTF-8 ``bytes`` (validated) instead of ``str``.
         shutdown_timeout: how long a graceful shutdown waits before aborting.
         backlog, reuse_port: passed to the event loop.
+        fast_transport: plain TCP connections (no ``ssl``) use fastws's compiled socket
+            transport instead of the event loop's: fastws accepts the connections and does
+            the non-blocking ``recv``/``send`` itself through ``loop.add_reader`` and
+            ``add_writer`` (asyncio's loops and uvloop). Default: off, unless the
+            ``FASTWS_FAST_TRANSPORT=1`` environment variable is set. Ignored without the
+            compiled extension.
 
     Returns:
         The :class:`Server`, not yet listening.
