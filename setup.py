@@ -71,7 +71,7 @@ def extensions() -> list:
     )
     exts = [ext]
     if sys.platform != "win32":
-        # The asyncio layer's socket transport and message waiter (POSIX sockets).
+        # The asyncio layer's optional socket transport (POSIX sockets).
         exts.append(
             Extension(
                 "fastws.asyncio._fastio",
