@@ -8,10 +8,10 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from . import _report, codec, connection, deflate, e2e, targets
-from ._runner import Case, Settings, group_cases, run_groups
+from ._runner import Case, Result, Settings, group_cases, run_groups
 
 __all__ = ["SUITES", "SuiteOptions", "main"]
 
@@ -114,6 +114,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--min-time", type=float, metavar="SECONDS", help="target duration of one sample"
     )
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    parser.add_argument(
+        "--load",
+        metavar="FILE",
+        help="measure nothing: print the table and targets of a --json FILE (and --plot it)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="do not report progress")
     return parser.parse_args(argv)
 
@@ -146,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status: 0, or 2 when nothing matched the filters or an output failed.
     """
     args = _parse_args(argv)
+    if args.load:
+        return _replay(args)
     options = SuiteOptions(quick=args.quick)
     base = QUICK if args.quick else FULL
     settings = Settings(
@@ -181,8 +188,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{' ' + ' '.join(argv if argv is not None else sys.argv[1:])}\n"
     )
 
+    return _write_outputs(args, results, info, settings, elapsed)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    """Print the table of a saved run, and draw it with --plot."""
+    results, info, command = _report.read_json(args.load)
+    out = sys.stdout
+    out.write(f"figures of {args.load}, measured with: {command}\n")
+    out.write(
+        f"fastws {info.get('fastws', '?')} on {info.get('python', '?')}, {info.get('cpu', '?')}\n"
+    )
+    _report.print_table(results, out)
+    targets.print_targets(results, out)
+    return _write_outputs(args, results, info, None, 0.0)
+
+
+def _write_outputs(
+    args: argparse.Namespace,
+    results: list[Result],
+    info: dict[str, Any],
+    settings: Settings | None,
+    elapsed: float,
+) -> int:
     status = 0
-    if args.json:
+    if args.json and settings is not None:
         _report.write_json(
             args.json, results, info, settings, {"quick": args.quick, "elapsed_s": elapsed}
         )

@@ -236,6 +236,48 @@ def write_json(
         f.write("\n")
 
 
+def read_json(path: str) -> tuple[list[Result], dict[str, Any], str]:
+    """Read back what :func:`write_json` wrote: the results, the machine and the command.
+
+    The cases come back without their loops (nothing can be run again), but with everything
+    the table, the targets and the chart need.
+    """
+    with open(path, encoding="utf-8") as f:
+        document = json.load(f)
+    results: list[Result] = []
+    for row in document["results"]:
+        unit = row["unit"]
+        lower_is_better = not unit.endswith("/s")
+
+        def placeholder() -> float:  # marks a cost figure; never called
+            raise RuntimeError("a loaded result cannot be measured again")
+
+        case = Case(
+            benchmark=row["benchmark"],
+            size=row["size"],
+            implementation=row["implementation"],
+            kind=row["kind"],
+            unit=unit if lower_is_better else unit[: -len("/s")],
+            work=row["work_per_op"],
+            note=row.get("note", ""),
+            measure=placeholder if lower_is_better else None,
+            prepare=None if lower_is_better or row.get("skipped") else _never_run,
+        )
+        results.append(
+            Result(
+                case,
+                rates=list(row.get("samples", [])),
+                iterations=row.get("ops_per_sample", 0),
+                error=row.get("error", ""),
+            )
+        )
+    return results, document["machine"], document.get("command", "")
+
+
+def _never_run() -> Any:
+    raise RuntimeError("a loaded result cannot be measured again")
+
+
 _AXES = {
     "bytes": (1e9, "GB/s"),
     "frames": (1e6, "M frames/s"),
@@ -334,10 +376,8 @@ def plot(path: str, results: Sequence[Result], info: dict[str, Any]) -> None:
         ax.legend(fontsize=6.5, ncol=2, loc="best")
     for ax in list(axes.flat)[len(benchmarks) :]:
         ax.set_visible(False)
-    fig.suptitle(
-        f"fastws {info['fastws']} vs peers - {info['cpu']}, {info['python']} (higher is better)",
-        fontsize=10,
-    )
-    fig.tight_layout()
+    fig.suptitle(f"fastws {info['fastws']} vs peers - {info['cpu']}, {info['python']}", fontsize=10)
+    # Leave the title a band of its own above the first row of panels.
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (3.6 * nrows)))
     fig.savefig(path, dpi=110)
     plt.close(fig)
