@@ -34,14 +34,17 @@ class OptionalBuildExt(build_ext):
         try:
             super().build_extension(ext)
         except Exception as exc:  # noqa: BLE001 - compiler missing, compile error, ...
-            self._fail(exc)
+            self._fail(exc, ext.name)
 
-    def _fail(self, exc: Exception) -> None:
+    def _fail(self, exc: Exception, name: str = "fastws._speedups") -> None:
         if REQUIRE_EXTENSIONS:
             raise
+        fallback = {
+            "fastws._speedups": "the pure-Python codec, which is much slower",
+            "fastws.asyncio._fastio": "asyncio's own transports only",
+        }.get(name, "without it")
         warnings.warn(
-            f"fastws: the C extension could not be built ({exc}); installing the pure-Python"
-            " codec, which is much slower",
+            f"fastws: the C extension {name} could not be built ({exc}); installing {fallback}",
             stacklevel=1,
         )
 
