@@ -2,7 +2,9 @@
 fastws.bench._echo_servers IMPL LOOP CORE``.
 
 ``IMPL`` is ``raw`` (a plain asyncio Protocol that writes back what it reads: the physical
-reference), ``fastws``, ``websockets``, ``aiohttp`` or ``picows``; ``LOOP`` is ``asyncio`` or
+reference), ``fastws`` (a handler task; ``fastws-cb``: the ``on_message`` callback mode on the
+loop's transport; ``fastws-fast`` and ``fastws-cb-fast``: the same on fastws's compiled
+transport), ``websockets``, ``aiohttp`` or ``picows``; ``LOOP`` is ``asyncio`` or
 ``uvloop``; ``CORE`` the CPU the process is pinned to (-1: not pinned). Every WebSocket server
 is the application its library documents for an echo: each message becomes a Python object
 (text as ``str``) handed to the application, which sends it back; pings from the server,
@@ -25,7 +27,16 @@ from collections.abc import Awaitable
 from typing import Any, Callable
 
 HOST = "127.0.0.1"
-IMPLEMENTATIONS = ("raw", "fastws", "websockets", "aiohttp", "picows")
+IMPLEMENTATIONS = (
+    "raw",
+    "fastws",
+    "fastws-cb",
+    "fastws-fast",
+    "fastws-cb-fast",
+    "websockets",
+    "aiohttp",
+    "picows",
+)
 MAX_MESSAGE = 1 << 20
 
 
@@ -47,15 +58,33 @@ async def _raw() -> Any:
     return server, server.sockets[0].getsockname()[1]
 
 
-async def _fastws() -> Any:
+async def _fastws(callback: bool = False, fast_transport: bool | None = None) -> Any:
+    """fastws's echo: a handler task (``async for`` + ``send``), or with ``callback`` the
+    ``on_message`` callback mode (each message sent back with ``send_nowait`` from inside the
+    read, no task switch); ``fast_transport`` picks the server transport (None: the default,
+    which ``FASTWS_FAST_TRANSPORT`` sets)."""
     import fastws.asyncio
 
-    async def echo(ws: Any) -> None:
-        async for message in ws:
-            await ws.send(message)
+    if callback:
+
+        async def echo(ws: Any) -> None:
+            ws.on_message = ws.send_nowait
+            await ws.wait_closed()
+
+    else:
+
+        async def echo(ws: Any) -> None:
+            async for message in ws:
+                await ws.send(message)
 
     server = fastws.asyncio.serve(
-        echo, HOST, 0, ping_interval=None, extensions=(), max_message_size=MAX_MESSAGE
+        echo,
+        HOST,
+        0,
+        ping_interval=None,
+        extensions=(),
+        max_message_size=MAX_MESSAGE,
+        fast_transport=fast_transport,
     )
     await server.start()
     return server, server.port
@@ -119,6 +148,9 @@ async def _picows() -> Any:
 STARTERS: dict[str, Callable[[], Awaitable[Any]]] = {
     "raw": _raw,
     "fastws": _fastws,
+    "fastws-cb": lambda: _fastws(callback=True, fast_transport=False),
+    "fastws-fast": lambda: _fastws(fast_transport=True),
+    "fastws-cb-fast": lambda: _fastws(callback=True, fast_transport=True),
     "websockets": _websockets,
     "aiohttp": _aiohttp,
     "picows": _picows,

@@ -189,6 +189,9 @@ def _implementations() -> list[tuple[str, str, str, str]]:
     out = [(RAW_TCP, "raw", "reference", "")]
     for name, key, kind, module in (
         (FASTWS_C, "fastws", "fastws", "fastws.asyncio"),
+        (FASTWS_C + ", on_message", "fastws-cb", "fastws", "fastws.asyncio"),
+        (FASTWS_C + ", fast transport", "fastws-fast", "fastws", "fastws.asyncio"),
+        (FASTWS_C + ", on_message, fast transport", "fastws-cb-fast", "fastws", "fastws.asyncio"),
         (FASTWS_PURE, "fastws-pure", "pure", "fastws.asyncio"),
         ("picows", "picows", "peer", "picows"),
         ("aiohttp", "aiohttp", "peer", "aiohttp.web"),
@@ -198,8 +201,10 @@ def _implementations() -> list[tuple[str, str, str, str]]:
             found = importlib.util.find_spec(module) is not None
         except ImportError:
             found = False
-        if found and key == "fastws":
+        if found and key.startswith("fastws") and key != "fastws-pure":
             found = importlib.util.find_spec("fastws._speedups") is not None
+        if found and key.endswith("-fast"):
+            found = importlib.util.find_spec("fastws.asyncio._fastio") is not None
         out.append((name, key, kind, "" if found else f"{module} is not available"))
     return out
 
@@ -207,6 +212,9 @@ def _implementations() -> list[tuple[str, str, str, str]]:
 _NOTES = {
     "raw": "asyncio Protocol writing back each chunk it reads; same client, same frames",
     "fastws": "fastws.asyncio.serve, handler: async for msg in ws: await ws.send(msg)",
+    "fastws-cb": "the same server, callback mode: ws.on_message = ws.send_nowait",
+    "fastws-fast": "the handler server on fastws's compiled transport (fast_transport=True)",
+    "fastws-cb-fast": "callback mode (on_message = send_nowait) on the compiled transport",
     "fastws-pure": "the same server with FASTWS_NO_EXTENSIONS=1 (pure-Python codec)",
     "picows": "ws_create_server, listener sends back frame.get_payload_as_utf8_text()",
     "aiohttp": "web.WebSocketResponse, async for msg in ws: await ws.send_str(msg.data)",
