@@ -33,20 +33,23 @@ def _load_example() -> Any:
 
 def test_chat_page_in_headless_chromium_with_permessage_deflate(tmp_path: pathlib.Path) -> None:
     chat = _load_example()
-    room = chat.ChatRoom()
     extensions: List[Any] = []
-    handler = room.handler
-
-    async def spying_handler(ws: Any) -> None:
-        extensions.append(ws.extensions)
-        await handler(ws)
-
-    room.handler = spying_handler
+    history: List[Any] = []
 
     def texts() -> List[str]:
-        return [m.get("text", "") for m in room.history]
+        return [m.get("text", "") for m in history]
 
     async def main() -> List[str]:
+        # Made inside the loop: on Python 3.9 an asyncio.Event binds to the loop current
+        # when it is created.
+        room = chat.ChatRoom()
+        handler = room.handler
+
+        async def spying_handler(ws: Any) -> None:
+            extensions.append(ws.extensions)
+            await handler(ws)
+
+        room.handler = spying_handler
         loop = asyncio.get_running_loop()
         ready = loop.create_future()
         server = asyncio.ensure_future(chat.run("127.0.0.1", 0, 0, ready, room))
@@ -59,6 +62,9 @@ def test_chat_page_in_headless_chromium_with_permessage_deflate(tmp_path: pathli
             "--disable-gpu",
             "--disable-dev-shm-usage",
             "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
             f"--user-data-dir={tmp_path}",
             "--remote-debugging-port=0",  # keeps the browser running until killed
             url,
@@ -66,7 +72,10 @@ def test_chat_page_in_headless_chromium_with_permessage_deflate(tmp_path: pathli
             stderr=asyncio.subprocess.DEVNULL,
         )
         try:
-            while not any(t.startswith("ack ") for t in texts()):
+            while True:
+                history[:] = room.history
+                if any(t.startswith("ack ") for t in texts()):
+                    break
                 await asyncio.wait_for(room.changed.wait(), 30)
         finally:
             proc.kill()
