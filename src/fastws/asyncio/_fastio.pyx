@@ -11,10 +11,25 @@
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.list cimport PyList_GET_SIZE
+from cpython.method cimport PyMethod_Check, PyMethod_GET_FUNCTION, PyMethod_GET_SELF
 from libc.errno cimport errno, EAGAIN, EINTR
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
+import asyncio
 import os
 import socket as _socket
+
+from ..codec import BinaryMessage as _BINARY, TextMessage as _TEXT
+from ..exceptions import InvalidStateError
+from ._protocol import WebSocket
+
+# The function behind ``ws.send_nowait``: ``ws.on_message = ws.send_nowait`` (an echo, or a
+# relay to the same peer) is recognised and run here without the Python frames.
+cdef object _send_nowait = WebSocket.send_nowait
+# asyncio's selector loops tell the time with time.monotonic(): the same clock is read here
+# from C. Other loops (uvloop keeps its own cached clock) are asked.
+cdef object _monotonic_loop_time = asyncio.BaseEventLoop.time
 
 cdef extern from "Python.h":
     char *PyByteArray_AS_STRING(object)
@@ -30,11 +45,145 @@ cdef extern from "sys/socket.h" nogil:
     ssize_t c_send "send" (int fd, const void *buf, size_t n, int flags)
     int MSG_NOSIGNAL
 
+cdef extern from *:
+    """
+    #ifdef __linux__
+    #include <sys/epoll.h>
+    #define FASTWS_HAVE_EPOLL 1
+    #else
+    #include <errno.h>
+    #include <stdint.h>
+    #define FASTWS_HAVE_EPOLL 0
+    #define EPOLLIN 1
+    #define EPOLLERR 8
+    #define EPOLLHUP 16
+    #define EPOLL_CTL_ADD 1
+    #define EPOLL_CTL_DEL 2
+    #define EPOLL_CLOEXEC 0
+    typedef union epoll_data { int fd; uint64_t u64; } epoll_data_t;
+    struct epoll_event { uint32_t events; epoll_data_t data; };
+    static int epoll_create1(int f) { errno = ENOSYS; return -1; }
+    static int epoll_ctl(int e, int op, int fd, struct epoll_event *ev) { errno = ENOSYS; return -1; }
+    static int epoll_wait(int e, struct epoll_event *ev, int n, int t) { errno = ENOSYS; return -1; }
+    #endif
+    """
+    int FASTWS_HAVE_EPOLL
+    int EPOLLIN, EPOLLERR, EPOLLHUP, EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CLOEXEC
+    ctypedef union epoll_data_t:
+        int fd
+    struct epoll_event:
+        unsigned int events
+        epoll_data_t data
+    int epoll_create1(int flags) nogil
+    int epoll_ctl(int epfd, int op, int fd, epoll_event *event) nogil
+    int epoll_wait(int epfd, epoll_event *events, int maxevents, int timeout) nogil
+
+cdef extern from "unistd.h" nogil:
+    int c_close "close" (int fd)
+
 # Bytes read per recv: one buffer for the whole process, since a read is handed to the
 # protocol (as bytes) before anything else can read.
 cdef enum:
     READ_SIZE = 262144
 cdef char _read_buffer[READ_SIZE]
+
+
+cdef enum:
+    POLL_BATCH = 256
+
+
+cdef dict _pollers = {}   # event loop -> its _Poller, while a transport uses it
+
+
+cdef class _Poller:
+    """One epoll set per event loop for the reads of every :class:`SocketTransport` on it.
+
+    The loop watches the epoll descriptor alone (``add_reader``); when it is readable, one
+    callback asks epoll which sockets are readable and reads them all from C. This replaces a
+    loop callback per socket (the selector loop's Python bookkeeping per ready socket, or
+    uvloop's handle per socket) by one per loop iteration. Level-triggered, like
+    ``add_reader``. Linux only; elsewhere transports register with the loop themselves.
+    """
+
+    cdef object _loop
+    cdef int _efd
+    cdef dict _readers            # fd -> SocketTransport with reading on
+    cdef Py_ssize_t _users        # transports attached (alive)
+    cdef epoll_event _ready[POLL_BATCH]
+
+    def __init__(self, loop):
+        self._loop = loop
+        self._readers = {}
+        self._efd = epoll_create1(EPOLL_CLOEXEC)
+        if self._efd < 0:
+            raise OSError(errno, os.strerror(errno))
+        try:
+            loop.add_reader(self._efd, self._poll)
+        except BaseException:
+            c_close(self._efd)
+            self._efd = -1
+            raise
+
+    cdef int add(self, int fd, SocketTransport transport) except -1:
+        cdef epoll_event ev
+        ev.events = EPOLLIN
+        ev.data.fd = fd
+        if epoll_ctl(self._efd, EPOLL_CTL_ADD, fd, &ev) < 0:
+            raise OSError(errno, os.strerror(errno))
+        self._readers[fd] = transport
+        return 0
+
+    cdef remove(self, int fd):
+        cdef epoll_event ev
+        if self._readers.pop(fd, None) is not None:
+            epoll_ctl(self._efd, EPOLL_CTL_DEL, fd, &ev)  # fails only if fd is closed: fine
+
+    cdef release(self):
+        self._users -= 1
+        if self._users == 0 and self._efd >= 0:
+            if _pollers.get(self._loop) is self:
+                del _pollers[self._loop]
+            if not self._loop.is_closed():
+                self._loop.remove_reader(self._efd)
+            c_close(self._efd)
+            self._efd = -1
+
+    def _poll(self):
+        cdef int n, i
+        cdef SocketTransport transport
+        if self._efd < 0:
+            return
+        n = epoll_wait(self._efd, self._ready, POLL_BATCH, 0)
+        if n <= 0:
+            return  # EINTR, or nothing: the loop asks again
+        readers = self._readers
+        for i in range(n):
+            transport = readers.get(self._ready[i].data.fd)
+            if transport is None:
+                continue  # stopped reading since epoll answered
+            try:
+                transport._read_ready()
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._loop.call_exception_handler({
+                    "message": "exception in a read callback of the WebSocket transport",
+                    "exception": exc, "transport": transport,
+                    "protocol": transport._protocol})
+
+
+cdef _Poller _poller_for(loop):
+    if not FASTWS_HAVE_EPOLL:
+        return None
+    poller = _pollers.get(loop)
+    if poller is None:
+        try:
+            poller = _Poller(loop)
+        except (OSError, NotImplementedError):
+            return None   # e.g. a loop that cannot watch an epoll descriptor
+        _pollers[loop] = poller
+    (<_Poller>poller)._users += 1
+    return poller
 
 
 cdef class SocketTransport:
@@ -60,13 +209,22 @@ cdef class SocketTransport:
     cdef bint _started
     cdef object _on_readable_cb
     cdef object _on_writable_cb
+    cdef _Poller _poller         # reads through the loop's shared epoll set, or None
+    # When the protocol is a fastws WebSocket, what its data path needs, so that a read is
+    # delivered from C (see _deliver); else None and data_received is called.
+    cdef object _ws
+    cdef object _conn
+    cdef object _receive_data    # conn.receive_data
+    cdef object _take_events     # conn.events
+    cdef list _queue             # ws._queue (never replaced, only cleared)
+    cdef object _loop_time       # loop.time, or None to read CLOCK_MONOTONIC from C
 
     def __init__(self, loop, sock, protocol, extra=None):
         self._loop = loop
         self._sock = sock
         self._fd = sock.fileno()
-        self._protocol = protocol
-        self._data_received = protocol.data_received
+        self._bind(protocol)
+        self._loop_time = None if type(loop).time is _monotonic_loop_time else loop.time
         self._extra = {} if extra is None else dict(extra)
         self._extra.setdefault("socket", sock)
         try:
@@ -84,6 +242,7 @@ cdef class SocketTransport:
         self._reading = True
         self._on_readable_cb = self._on_readable
         self._on_writable_cb = self._on_writable
+        self._poller = _poller_for(loop)
 
     def start(self):
         """Schedule ``connection_made`` and then the first read, like asyncio's transports."""
@@ -96,17 +255,43 @@ cdef class SocketTransport:
         if self._reading and not self._closing:
             self._add_reader()
 
+    cdef _bind(self, protocol):
+        self._protocol = protocol
+        self._data_received = protocol.data_received
+        conn = getattr(protocol, "_conn", None) if isinstance(protocol, WebSocket) else None
+        if conn is None or type(protocol).data_received is not WebSocket.data_received:
+            self._ws = self._conn = self._receive_data = self._take_events = self._queue = None
+            return
+        self._ws = protocol
+        self._conn = conn
+        self._receive_data = conn.receive_data
+        self._take_events = conn.events
+        self._queue = protocol._queue
+
+    cdef double _now(self) except? -1.0:
+        cdef timespec ts
+        if self._loop_time is not None:
+            return self._loop_time()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
+
     # -- readers and writers -----------------------------------------------------------------
 
     cdef _add_reader(self):
         if not self._reader_on:
+            if self._poller is not None:
+                self._poller.add(self._fd, self)
+            else:
+                self._loop.add_reader(self._fd, self._on_readable_cb)
             self._reader_on = True
-            self._loop.add_reader(self._fd, self._on_readable_cb)
 
     cdef _remove_reader(self):
         if self._reader_on:
             self._reader_on = False
-            self._loop.remove_reader(self._fd)
+            if self._poller is not None:
+                self._poller.remove(self._fd)
+            else:
+                self._loop.remove_reader(self._fd)
 
     cdef _add_writer(self):
         if not self._writer_on:
@@ -121,6 +306,9 @@ cdef class SocketTransport:
     # -- reading -----------------------------------------------------------------------------
 
     def _on_readable(self):
+        self._read_ready()
+
+    cdef _read_ready(self):
         cdef ssize_t n
         cdef int err
         if self._closing or not self._reading:
@@ -130,13 +318,73 @@ cdef class SocketTransport:
             if n >= 0 or errno != EINTR:
                 break
         if n > 0:
-            self._data_received(PyBytes_FromStringAndSize(_read_buffer, n))
+            if self._ws is not None:
+                self._deliver(PyBytes_FromStringAndSize(_read_buffer, n))
+            else:
+                self._data_received(PyBytes_FromStringAndSize(_read_buffer, n))
         elif n == 0:
             self._on_eof()
         else:
             err = errno
             if err != EAGAIN and err != EWOULDBLOCK:
                 self._fatal(OSError(err, os.strerror(err)))
+
+    cdef _deliver(self, bytes data):
+        """``WebSocket.data_received`` in C: the same calls into the connection and the
+        WebSocket, in the same order, without its Python frame; and when ``on_message`` is the
+        WebSocket's own ``send_nowait``, the messages are framed by the connection one by one
+        and written with one ``send`` for the whole read."""
+        cdef object ws = self._ws
+        cdef object conn = self._conn
+        cdef list events
+        cdef bint echo, other = False, sent = False, queued = False
+        self._receive_data(data, self._now())
+        events = self._take_events()
+        if PyList_GET_SIZE(events) == 0:
+            if conn.should_close_transport:
+                ws._after()
+            return
+        callback = ws._on_message
+        echo = (
+            callback is not None
+            and PyMethod_Check(callback)
+            and <object>PyMethod_GET_SELF(callback) is ws
+            and <object>PyMethod_GET_FUNCTION(callback) is _send_nowait
+        )
+        try:
+            for event in events:
+                kind = type(event)
+                if kind is _TEXT or kind is _BINARY:
+                    message = event.data
+                    if callback is None:
+                        self._queue.append(message)
+                        queued = True
+                    elif echo:
+                        try:
+                            if type(message) is str:
+                                conn.send_text(message)
+                            else:
+                                conn.send_binary(message)
+                        except InvalidStateError:
+                            callback(message)  # raises the close error as send_nowait does
+                            raise
+                        sent = True
+                    else:
+                        callback(message)
+                else:
+                    other = True
+        except Exception as exc:  # from on_message
+            ws._callback_failed(exc)  # writes what was framed so far, then the close
+            return
+        if sent:
+            self.write(conn.data_to_send())
+        if other:
+            ws._dispatch(events)
+            ws._after()
+        elif conn.should_close_transport:
+            ws._after()
+        if queued or ws._head < len(self._queue):
+            ws._wake()
 
     cdef _on_eof(self):
         self._remove_reader()
@@ -321,8 +569,12 @@ cdef class SocketTransport:
                 self._protocol.connection_lost(exc)
         finally:
             self._sock.close()
+            if self._poller is not None:
+                self._poller.release()
+                self._poller = None
             self._protocol = None
             self._data_received = None
+            self._ws = self._conn = self._receive_data = self._take_events = self._queue = None
             self._on_readable_cb = None
             self._on_writable_cb = None
 
@@ -370,8 +622,7 @@ cdef class SocketTransport:
         return self._protocol
 
     def set_protocol(self, protocol):
-        self._protocol = protocol
-        self._data_received = protocol.data_received
+        self._bind(protocol)
 
     def __repr__(self):
         state = "closing" if self._closing else "open"
