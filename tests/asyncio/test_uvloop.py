@@ -66,10 +66,24 @@ def test_reconnecting_client_on_uvloop() -> None:
         await echo(ws)
 
     async def main() -> None:
+        second = asyncio.Event()
+        connections = 0
+
+        async def on_connect(ws: fa.ClientWebSocket) -> None:
+            nonlocal connections
+            connections += 1
+            if connections == 2:
+                second.set()
+
         async with fa.serve(drop_once, "127.0.0.1", 0) as server:
             policy = fa.RetryPolicy(initial_delay=0.01, max_delay=0.05)
-            async with fa.ReconnectingClient(uri(server), policy=policy) as client:
-                await client.send("queued")
-                assert await client.recv() == "queued"
+            async with fa.ReconnectingClient(
+                uri(server), policy=policy, on_connect=on_connect
+            ) as client:
+                # A message written to the first connection may die with it (the server
+                # aborts it at once): send once the client has reconnected.
+                await asyncio.wait_for(second.wait(), 5)
+                await client.send("after reconnect")
+                assert await client.recv() == "after reconnect"
 
     run(main, use_uvloop=True)
