@@ -377,13 +377,13 @@ cdef class SocketTransport:
             ws._callback_failed(exc)  # writes what was framed so far, then the close
             return
         if sent:
-            self.write(conn.data_to_send())
+            self._write(conn.data_to_send())
         if other:
             ws._dispatch(events)
             ws._after()
         elif conn.should_close_transport:
             ws._after()
-        if queued or ws._head < len(self._queue):
+        if queued or (PyList_GET_SIZE(self._queue) and ws._head < len(self._queue)):
             ws._wake()
 
     cdef _on_eof(self):
@@ -395,6 +395,9 @@ cdef class SocketTransport:
     # -- writing -----------------------------------------------------------------------------
 
     def write(self, data):
+        self._write(data)
+
+    cdef _write(self, data):
         cdef Py_buffer view
         cdef ssize_t n
         cdef const char *p

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import inspect
 import logging
 import os
@@ -179,6 +180,11 @@ try:
 except ImportError:  # no compiler, FASTWS_NO_EXTENSIONS=1 or Windows
     SocketTransport = None
 
+#: Seconds the fast listener stops accepting after running out of a resource (EMFILE, ...),
+#: as asyncio's own servers do (``asyncio.constants.ACCEPT_RETRY_DELAY``).
+ACCEPT_RETRY_DELAY = 1.0
+_RESOURCE_ERRORS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
+
 #: The default of ``serve(..., fast_transport=...)``: ``FASTWS_FAST_TRANSPORT=1`` turns it on.
 FAST_TRANSPORT_DEFAULT = os.environ.get("FASTWS_FAST_TRANSPORT", "") not in ("", "0")
 
@@ -198,6 +204,7 @@ class _FastListener:
         self.sockets = sockets
         self._backlog = backlog
         self._serving = True
+        self._retry: Dict[int, asyncio.TimerHandle] = {}
         for sock in sockets:
             sock.setblocking(False)
             loop.add_reader(sock.fileno(), self._accept, sock)
@@ -208,8 +215,21 @@ class _FastListener:
                 sock, addr = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:  # EMFILE, ENFILE, ENOBUFS, ...: try again later
-                logger.error("accept failed on %s: %s", listener.getsockname(), exc)
+            except ConnectionAbortedError:
+                continue  # the client left before its connection was accepted
+            except OSError as exc:
+                # Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), or anything
+                # else: the socket stays readable, so stop watching it for a while instead of
+                # failing again at once, in a loop (asyncio's servers do the same).
+                level = logging.ERROR if exc.errno in _RESOURCE_ERRORS else logging.WARNING
+                logger.log(
+                    level,
+                    "accept failed on %s: %s; pausing accepts for %.1f s",
+                    listener.getsockname(),
+                    exc,
+                    ACCEPT_RETRY_DELAY,
+                )
+                self._pause(listener)
                 return
             try:
                 sock.setblocking(False)
@@ -220,6 +240,18 @@ class _FastListener:
                 logger.exception("cannot set up an accepted connection")
                 sock.close()
 
+    def _pause(self, listener: socket.socket) -> None:
+        fd = listener.fileno()
+        if fd in self._retry:
+            return
+        self._loop.remove_reader(fd)
+        self._retry[fd] = self._loop.call_later(ACCEPT_RETRY_DELAY, self._resume, listener)
+
+    def _resume(self, listener: socket.socket) -> None:
+        self._retry.pop(listener.fileno(), None)
+        if self._serving:
+            self._loop.add_reader(listener.fileno(), self._accept, listener)
+
     def is_serving(self) -> bool:
         return self._serving
 
@@ -227,6 +259,9 @@ class _FastListener:
         if not self._serving:
             return
         self._serving = False
+        for handle in self._retry.values():
+            handle.cancel()
+        self._retry.clear()
         for sock in self.sockets:
             self._loop.remove_reader(sock.fileno())
             sock.close()
@@ -242,7 +277,12 @@ async def _listening_sockets(
     backlog: int,
     reuse_port: Optional[bool],
 ) -> List[socket.socket]:
-    """Bind and listen like ``loop.create_server`` does for ``host`` and ``port``."""
+    """Bind and listen like ``loop.create_server`` does for ``host`` and ``port``: every
+    address ``getaddrinfo`` gives (``AI_PASSIVE``; no host: every interface, IPv4 and IPv6),
+    ``SO_REUSEADDR``, ``SO_REUSEPORT`` when asked, IPv6 sockets IPv6-only (so that the IPv4
+    socket on the same port can bind), and the same error when an address cannot be bound."""
+    if reuse_port and not hasattr(socket, "SO_REUSEPORT"):
+        raise ValueError("reuse_port not supported by socket module")
     hosts: Sequence[Optional[str]]
     if host is None or host == "":
         hosts = [None]
@@ -266,7 +306,14 @@ async def _listening_sockets(
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(address)
+            try:
+                sock.bind(address)
+            except OSError as err:
+                raise OSError(
+                    err.errno,
+                    f"error while attempting to bind on address {address!r}: "
+                    f"{(err.strerror or str(err)).lower()}",
+                ) from None
             sock.listen(backlog)
     except BaseException:
         for sock in sockets:
