@@ -49,7 +49,7 @@ def test_tls_servers_keep_the_loop_transport() -> None:
     assert not server._uses_fast_transport()
 
 
-def test_fast_transport_is_off_unless_asked(server_transport: str) -> None:
+def test_fast_transport_follows_the_default_unless_told(server_transport: str) -> None:
     server = fa.serve(fa.WebSocket, "127.0.0.1", 0)
     assert server._uses_fast_transport() == (server_transport == "fastws")
     assert not fa.serve(fa.WebSocket, "127.0.0.1", 0, fast_transport=False)._uses_fast_transport()

@@ -185,8 +185,9 @@ except ImportError:  # no compiler, FASTWS_NO_EXTENSIONS=1 or Windows
 ACCEPT_RETRY_DELAY = 1.0
 _RESOURCE_ERRORS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
 
-#: The default of ``serve(..., fast_transport=...)``: ``FASTWS_FAST_TRANSPORT=1`` turns it on.
-FAST_TRANSPORT_DEFAULT = os.environ.get("FASTWS_FAST_TRANSPORT", "") not in ("", "0")
+#: The default of ``serve(..., fast_transport=...)``: on; ``FASTWS_FAST_TRANSPORT=0`` turns it
+#: off (the event loop's transports then serve plain TCP too).
+FAST_TRANSPORT_DEFAULT = os.environ.get("FASTWS_FAST_TRANSPORT", "1") != "0"
 
 
 class _FastListener:
@@ -607,9 +608,9 @@ def serve(
         fast_transport: plain TCP connections (no ``ssl``) use fastws's compiled socket
             transport instead of the event loop's: fastws accepts the connections and does
             the non-blocking ``recv``/``send`` itself through ``loop.add_reader`` and
-            ``add_writer`` (asyncio's loops and uvloop). Default: off, unless the
-            ``FASTWS_FAST_TRANSPORT=1`` environment variable is set. Ignored without the
-            compiled extension.
+            ``add_writer`` (asyncio's loops and uvloop). Default: on, unless the
+            ``FASTWS_FAST_TRANSPORT=0`` environment variable is set. Ignored without the
+            compiled extension (Windows, pure-Python installs).
 
     Returns:
         The :class:`Server`, not yet listening.
