@@ -2,9 +2,9 @@
 fastws.bench._echo_servers IMPL LOOP CORE``.
 
 ``IMPL`` is ``raw`` (a plain asyncio Protocol that writes back what it reads: the physical
-reference), ``fastws`` (a handler task; ``fastws-cb``: the ``on_message`` callback mode on the
-loop's transport; ``fastws-fast`` and ``fastws-cb-fast``: the same on fastws's compiled
-transport), ``websockets``, ``aiohttp`` or ``picows``; ``LOOP`` is ``asyncio`` or
+reference), ``fastws`` (a handler task; ``fastws-cb``: the ``on_message`` callback mode; both on the
+default transport, fastws's compiled one unless ``FASTWS_FAST_TRANSPORT=0``; ``fastws-loop``
+and ``fastws-cb-loop``: the same on the event loop's transport), ``websockets``, ``aiohttp`` or ``picows``; ``LOOP`` is ``asyncio`` or
 ``uvloop``; ``CORE`` the CPU the process is pinned to (-1: not pinned). Every WebSocket server
 is the application its library documents for an echo: each message becomes a Python object
 (text as ``str``) handed to the application, which sends it back; pings from the server,
@@ -31,8 +31,8 @@ IMPLEMENTATIONS = (
     "raw",
     "fastws",
     "fastws-cb",
-    "fastws-fast",
-    "fastws-cb-fast",
+    "fastws-loop",
+    "fastws-cb-loop",
     "websockets",
     "aiohttp",
     "picows",
@@ -148,9 +148,9 @@ async def _picows() -> Any:
 STARTERS: dict[str, Callable[[], Awaitable[Any]]] = {
     "raw": _raw,
     "fastws": _fastws,
-    "fastws-cb": lambda: _fastws(callback=True, fast_transport=False),
-    "fastws-fast": lambda: _fastws(fast_transport=True),
-    "fastws-cb-fast": lambda: _fastws(callback=True, fast_transport=True),
+    "fastws-cb": lambda: _fastws(callback=True),
+    "fastws-loop": lambda: _fastws(fast_transport=False),
+    "fastws-cb-loop": lambda: _fastws(callback=True, fast_transport=False),
     "websockets": _websockets,
     "aiohttp": _aiohttp,
     "picows": _picows,

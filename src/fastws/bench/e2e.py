@@ -190,8 +190,8 @@ def _implementations() -> list[tuple[str, str, str, str]]:
     for name, key, kind, module in (
         (FASTWS_C, "fastws", "fastws", "fastws.asyncio"),
         (FASTWS_C + ", on_message", "fastws-cb", "fastws", "fastws.asyncio"),
-        (FASTWS_C + ", fast transport", "fastws-fast", "fastws", "fastws.asyncio"),
-        (FASTWS_C + ", on_message, fast transport", "fastws-cb-fast", "fastws", "fastws.asyncio"),
+        (FASTWS_C + ", loop transport", "fastws-loop", "fastws", "fastws.asyncio"),
+        (FASTWS_C + ", on_message, loop transport", "fastws-cb-loop", "fastws", "fastws.asyncio"),
         (FASTWS_PURE, "fastws-pure", "pure", "fastws.asyncio"),
         ("picows", "picows", "peer", "picows"),
         ("aiohttp", "aiohttp", "peer", "aiohttp.web"),
@@ -203,18 +203,17 @@ def _implementations() -> list[tuple[str, str, str, str]]:
             found = False
         if found and key.startswith("fastws") and key != "fastws-pure":
             found = importlib.util.find_spec("fastws._speedups") is not None
-        if found and key.endswith("-fast"):
-            found = importlib.util.find_spec("fastws.asyncio._fastio") is not None
         out.append((name, key, kind, "" if found else f"{module} is not available"))
     return out
 
 
 _NOTES = {
     "raw": "asyncio Protocol writing back each chunk it reads; same client, same frames",
-    "fastws": "fastws.asyncio.serve, handler: async for msg in ws: await ws.send(msg)",
+    "fastws": "fastws.asyncio.serve (default transport), handler: async for msg in ws:"
+    " await ws.send(msg)",
     "fastws-cb": "the same server, callback mode: ws.on_message = ws.send_nowait",
-    "fastws-fast": "the handler server on fastws's compiled transport (fast_transport=True)",
-    "fastws-cb-fast": "callback mode (on_message = send_nowait) on the compiled transport",
+    "fastws-loop": "the handler server on the event loop's transport (fast_transport=False)",
+    "fastws-cb-loop": "callback mode (on_message = send_nowait) on the event loop's transport",
     "fastws-pure": "the same server with FASTWS_NO_EXTENSIONS=1 (pure-Python codec)",
     "picows": "ws_create_server, listener sends back frame.get_payload_as_utf8_text()",
     "aiohttp": "web.WebSocketResponse, async for msg in ws: await ws.send_str(msg.data)",
