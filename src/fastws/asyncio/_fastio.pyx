@@ -15,7 +15,6 @@
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.list cimport PyList_GET_SIZE
-from cpython.method cimport PyMethod_Check, PyMethod_GET_FUNCTION, PyMethod_GET_SELF
 from libc.errno cimport errno, EAGAIN, EINTR
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
@@ -24,12 +23,10 @@ import os
 import socket as _socket
 
 from ..codec import BinaryMessage as _BINARY, TextMessage as _TEXT
-from ..exceptions import InvalidStateError
 from ._protocol import WebSocket
 
 # The function behind ``ws.send_nowait``: ``ws.on_message = ws.send_nowait`` (an echo, or a
 # relay to the same peer) is recognised and run here without the Python frames.
-cdef object _send_nowait = WebSocket.send_nowait
 # asyncio's selector loops tell the time with time.monotonic(): the same clock is read here
 # from C. Other loops (uvloop keeps its own cached clock) are asked.
 cdef object _monotonic_loop_time = asyncio.BaseEventLoop.time
@@ -334,13 +331,13 @@ cdef class SocketTransport:
 
     cdef _deliver(self, bytes data):
         """``WebSocket.data_received`` in C: the same calls into the connection and the
-        WebSocket, in the same order, without its Python frame; and when ``on_message`` is the
-        WebSocket's own ``send_nowait``, the messages are framed by the connection one by one
-        and written with one ``send`` for the whole read."""
+        WebSocket, in the same order, without its Python frame. While the ``on_message``
+        callbacks of one read run, their ``send_nowait`` calls only frame (the WebSocket is
+        corked); what they framed goes out in one ``send`` when the read is done."""
         cdef object ws = self._ws
         cdef object conn = self._conn
         cdef list events
-        cdef bint echo, other = False, sent = False, queued = False
+        cdef bint other = False, queued = False
         self._receive_data(data, self._now())
         events = self._take_events()
         if PyList_GET_SIZE(events) == 0:
@@ -348,39 +345,28 @@ cdef class SocketTransport:
                 ws._after()
             return
         callback = ws._on_message
-        echo = (
-            callback is not None
-            and PyMethod_Check(callback)
-            and <object>PyMethod_GET_SELF(callback) is ws
-            and <object>PyMethod_GET_FUNCTION(callback) is _send_nowait
-        )
+        if callback is not None:
+            ws._corked = True  # send_nowait from the callbacks frames; one write below
         try:
             for event in events:
                 kind = type(event)
                 if kind is _TEXT or kind is _BINARY:
-                    message = event.data
                     if callback is None:
-                        self._queue.append(message)
+                        self._queue.append(event.data)
                         queued = True
-                    elif echo:
-                        try:
-                            if type(message) is str:
-                                conn.send_text(message)
-                            else:
-                                conn.send_binary(message)
-                        except InvalidStateError:
-                            callback(message)  # raises the close error as send_nowait does
-                            raise
-                        sent = True
                     else:
-                        callback(message)
+                        callback(event.data)
                 else:
                     other = True
         except Exception as exc:  # from on_message
+            ws._corked = False
             ws._callback_failed(exc)  # writes what was framed so far, then the close
             return
-        if sent:
-            self._write(conn.data_to_send())
+        if callback is not None:
+            ws._corked = False
+            out = conn.data_to_send()
+            if PyBytes_GET_SIZE(out):
+                self._write(out)
         if other:
             ws._dispatch(events)
             ws._after()

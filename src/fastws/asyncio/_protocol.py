@@ -122,6 +122,7 @@ class WebSocket(asyncio.Protocol):
         "_reading_paused",
         "_write_paused",
         "_on_message",
+        "_corked",
         # slower paths
         "_loop",
         "_options",
@@ -150,6 +151,9 @@ class WebSocket(asyncio.Protocol):
         self._reading_paused = False
         self._write_paused = False
         self._on_message: Optional[Callable[[Message], Any]] = None
+        # True while on_message callbacks run for one read: their send_nowait calls are
+        # framed at once and written together when the read is done.
+        self._corked = False
         self._timer: Optional[asyncio.TimerHandle] = None
         self._due: Optional[float] = None
         self._closed: Optional[ConnectionClosed] = None
@@ -319,7 +323,8 @@ class WebSocket(asyncio.Protocol):
         except InvalidStateError:
             self._raise_closed()
             raise
-        self._transport.write(conn.data_to_send())
+        if not self._corked:
+            self._transport.write(conn.data_to_send())
 
     @property
     def writing_paused(self) -> bool:
@@ -332,7 +337,9 @@ class WebSocket(asyncio.Protocol):
 
         The fastest way to consume messages: no task switch per message. The callback runs
         inside the protocol's ``data_received`` and must not block; it may call
-        :meth:`send_nowait`. Messages already queued stay for ``recv``. An exception it raises
+        :meth:`send_nowait`, whose frames for this connection are written together once every
+        message of the read was handled (one system call rather than one per message).
+        Messages already queued stay for ``recv``. An exception it raises
         is logged and closes the connection with 1011. Set it back to None to queue again.
         """
         return self._on_message
@@ -441,6 +448,7 @@ class WebSocket(asyncio.Protocol):
         callback = self._on_message
         append = self._queue.append if callback is None else callback
         other = False
+        self._corked = callback is not None
         try:
             for event in events:
                 kind = type(event)
@@ -449,8 +457,14 @@ class WebSocket(asyncio.Protocol):
                 else:
                     other = True
         except Exception as exc:  # from on_message
+            self._corked = False
             self._callback_failed(exc)
             return
+        if self._corked:
+            self._corked = False
+            out = conn.data_to_send()
+            if out:
+                self._transport.write(out)
         if other:
             self._dispatch(events)
             self._after()
