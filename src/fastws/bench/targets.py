@@ -17,6 +17,8 @@ from . import _data
 from ._runner import FASTWS_C, Result
 
 RAW_TCP = "raw TCP echo (reference)"
+ON_MESSAGE = FASTWS_C + ", on_message"
+"""The end-to-end suite's callback-mode fastws server (kept in sync with e2e.py)."""
 """The end-to-end suite's physical reference (kept in sync with :mod:`fastws.bench.e2e`)."""
 
 __all__ = ["TARGETS", "Target", "evaluate", "print_targets"]
@@ -39,9 +41,14 @@ class Target:
     factor: float
     at_most: bool = False
     text: str = ""
+    implementation: str = FASTWS_C
 
     def describe(self) -> str:
         """Say the target in words."""
+        who = "" if self.implementation == FASTWS_C else f" [{self.implementation}]"
+        return self._describe() + who
+
+    def _describe(self) -> str:
         if self.text:
             return f"{self.benchmark}: {self.text}"
         if self.at_most:
@@ -102,6 +109,29 @@ TARGETS: tuple[Target, ...] = (
         Target(f"e2e-50conn/{loop}", (32,), "picows", 1.25, text="throughput >= 1.25x picows")
         for loop in ("asyncio", "uvloop")
     ),
+    # The same two in callback mode, the API style picows's own server uses.
+    *(
+        Target(
+            f"e2e-50conn-cpu/{loop}",
+            (32,),
+            "picows",
+            1.25,
+            text="server CPU/msg <= 0.8x picows (>= 1.25x)",
+            implementation=ON_MESSAGE,
+        )
+        for loop in ("asyncio", "uvloop")
+    ),
+    *(
+        Target(
+            f"e2e-50conn/{loop}",
+            (32,),
+            "picows",
+            1.25,
+            text="throughput >= 1.25x picows",
+            implementation=ON_MESSAGE,
+        )
+        for loop in ("asyncio", "uvloop")
+    ),
     *(
         Target(f"e2e-idle-rss/{loop}", (0,), None, 10240, at_most=True)
         for loop in ("asyncio", "uvloop")
@@ -129,7 +159,7 @@ def evaluate(results: Sequence[Result]) -> list[Verdict]:
     verdicts: list[Verdict] = []
     for target in TARGETS:
         for size in target.sizes:
-            c = keyed.get((target.benchmark, size, FASTWS_C))
+            c = keyed.get((target.benchmark, size, target.implementation))
             if c is None:
                 continue
             if target.at_most:
