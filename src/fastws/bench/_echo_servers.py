@@ -2,9 +2,10 @@
 fastws.bench._echo_servers IMPL LOOP CORE``.
 
 ``IMPL`` is ``raw`` (a plain asyncio Protocol that writes back what it reads: the physical
-reference), ``fastws`` (a handler task; ``fastws-cb``: the ``on_message`` callback mode; both on the
-default transport, fastws's compiled one unless ``FASTWS_FAST_TRANSPORT=0``; ``fastws-loop``
-and ``fastws-cb-loop``: the same on the event loop's transport), ``websockets``, ``aiohttp`` or ``picows``; ``LOOP`` is ``asyncio`` or
+reference), ``fastws`` (a handler task; ``fastws-cb``: the ``on_message`` callback mode;
+both on the default transport, fastws's compiled one unless ``FASTWS_FAST_TRANSPORT=0``;
+``fastws-loop`` and ``fastws-cb-loop``: the same on the event loop's transport),
+``websockets``, ``aiohttp`` or ``picows``; ``LOOP`` is ``asyncio`` or
 ``uvloop``; ``CORE`` the CPU the process is pinned to (-1: not pinned). Every WebSocket server
 is the application its library documents for an echo: each message becomes a Python object
 (text as ``str``) handed to the application, which sends it back; pings from the server,

@@ -109,7 +109,18 @@ TARGETS: tuple[Target, ...] = (
         Target(f"e2e-50conn/{loop}", (32,), "picows", 1.25, text="throughput >= 1.25x picows")
         for loop in ("asyncio", "uvloop")
     ),
-    # The same two in callback mode, the API style picows's own server uses.
+    # The same three in callback mode, the API style picows's own server uses.
+    *(
+        Target(
+            f"e2e-rr/{loop}",
+            (32, 1024, 64 * 1024),
+            RAW_TCP,
+            0.9,
+            text=f"within 10% of {RAW_TCP} (>= 0.9x)",
+            implementation=ON_MESSAGE,
+        )
+        for loop in ("asyncio", "uvloop")
+    ),
     *(
         Target(
             f"e2e-50conn-cpu/{loop}",
