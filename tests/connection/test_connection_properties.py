@@ -184,3 +184,32 @@ def test_rejected_handshake_ends_the_client_with_the_status(codec):
     rejected, closed = client.events()
     assert isinstance(rejected, Rejected) and rejected.status == 503 and rejected.body == b"busy"
     assert isinstance(closed, ConnectionClosed) and not closed.clean
+
+
+@SETTINGS
+@given(sent=messages, cuts=st.lists(st.integers(min_value=0, max_value=5000), max_size=8),
+       garbage=st.binary(max_size=20))
+def test_receive_events_is_receive_data_then_events(codec, sent, cuts, garbage):
+    pairs = [_open_pair(codec), _open_pair(codec)]
+    wire = b""
+    for server, client in pairs:
+        for kind, value in sent:
+            if kind == "text":
+                client.send_text(value)
+            elif kind == "binary":
+                client.send_binary(value)
+            else:
+                client.ping(b"p")
+        if len(sent) % 3 == 0:
+            client.close(1000, "bye")
+        wire = client.data_to_send() + garbage
+    bounds = sorted({0, len(wire), *(c % (len(wire) + 1) for c in cuts)})
+    (one, _), (two, _) = pairs
+    for start, end in zip(bounds, bounds[1:]):
+        piece = wire[start:end]
+        one.receive_data(piece, 1.0)
+        expected = one.events()
+        got = two.receive_events(piece, 1.0)
+        assert [repr(e) for e in got] == [repr(e) for e in expected]
+        assert one.data_to_send() == two.data_to_send()
+        assert one.state is two.state

@@ -214,8 +214,7 @@ cdef class SocketTransport:
     # delivered from C (see _deliver); else None and data_received is called.
     cdef object _ws
     cdef object _conn
-    cdef object _receive_data    # conn.receive_data
-    cdef object _take_events     # conn.events
+    cdef object _receive_events  # conn.receive_events: receive_data + events in one call
     cdef list _queue             # ws._queue (never replaced, only cleared)
     cdef object _loop_time       # loop.time, or None to read CLOCK_MONOTONIC from C
 
@@ -260,12 +259,11 @@ cdef class SocketTransport:
         self._data_received = protocol.data_received
         conn = getattr(protocol, "_conn", None) if isinstance(protocol, WebSocket) else None
         if conn is None or type(protocol).data_received is not WebSocket.data_received:
-            self._ws = self._conn = self._receive_data = self._take_events = self._queue = None
+            self._ws = self._conn = self._receive_events = self._queue = None
             return
         self._ws = protocol
         self._conn = conn
-        self._receive_data = conn.receive_data
-        self._take_events = conn.events
+        self._receive_events = conn.receive_events
         self._queue = protocol._queue
 
     cdef double _now(self) except? -1.0:
@@ -338,8 +336,7 @@ cdef class SocketTransport:
         cdef object conn = self._conn
         cdef list events
         cdef bint other = False, queued = False
-        self._receive_data(data, self._now())
-        events = self._take_events()
+        events = self._receive_events(data, self._now())
         if PyList_GET_SIZE(events) == 0:
             if conn.should_close_transport:
                 ws._after()
@@ -566,7 +563,7 @@ cdef class SocketTransport:
                 self._poller = None
             self._protocol = None
             self._data_received = None
-            self._ws = self._conn = self._receive_data = self._take_events = self._queue = None
+            self._ws = self._conn = self._receive_events = self._queue = None
             self._on_readable_cb = None
             self._on_writable_cb = None
 
