@@ -574,6 +574,13 @@ FWS_T_AVX512
 static void mask_avx512(uint8_t *dst, const uint8_t *src, size_t len,
                         const uint8_t mask[4])
 {
+    /* In place on buffers past L1, 512-bit stores measured slower than 256-bit ones
+     * (57 vs 66 GB/s from 64 KiB to 1 MiB on Sapphire Rapids); below that, and out of
+     * place at any size, they are as fast or faster (175 vs 130 GB/s at 32 KiB in place). */
+    if (dst == src && len >= (64u << 10)) {
+        mask_avx2(dst, src, len, mask);
+        return;
+    }
     uint32_t m32;
     __m512i mv;
     size_t i = 0;
