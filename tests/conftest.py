@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import importlib
 import os
-from types import ModuleType
-from typing import Optional
-
 import sys
 from pathlib import Path
+from types import ModuleType
+from typing import Optional
 
 import pytest
 from hypothesis import HealthCheck, settings

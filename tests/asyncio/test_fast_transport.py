@@ -10,10 +10,11 @@ import ssl
 from typing import Any
 
 import pytest
-from aio_helpers import run, uri
 
 import fastws.asyncio as fa
 import fastws.asyncio._server as server_module
+
+from aio_helpers import run, uri
 
 pytestmark = pytest.mark.skipif(
     server_module.SocketTransport is None, reason="the compiled transport is not built"

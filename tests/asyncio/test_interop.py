@@ -16,7 +16,7 @@ websockets_client = pytest.importorskip("websockets.asyncio.client")
 websockets_server = pytest.importorskip("websockets.asyncio.server")
 websockets_exceptions = pytest.importorskip("websockets.exceptions")
 aiohttp = pytest.importorskip("aiohttp")
-from aiohttp import web  # noqa: E402
+from aiohttp import web
 
 MESSAGES = ["hello", "é" * 1000, b"\x00\x01" * 40000, b"", "x" * 70000]
 

@@ -13,6 +13,10 @@ import codecs
 from dataclasses import dataclass, field
 from typing import Any, List, Optional, Tuple
 
+from hypothesis import strategies as st
+
+from fastws._enums import close_code
+
 from codec_reference import (
     OP_BINARY,
     OP_CLOSE,
@@ -23,9 +27,6 @@ from codec_reference import (
     raw_frame,
     split_at,
 )
-from hypothesis import strategies as st
-
-from fastws._enums import close_code
 
 SENDABLE_CLOSE_CODES = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014]
 SENDABLE_CLOSE_CODES += [3000, 3999, 4000, 4999]

@@ -14,6 +14,11 @@ import itertools
 from typing import Any, Callable, List, Tuple
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fastws.exceptions import ProtocolError
+
 from codec_reference import client_frame, feed_all, raw_frame
 from codec_strategies import (
     chunkings,
@@ -24,10 +29,6 @@ from codec_strategies import (
     plans,
     serialize,
 )
-from hypothesis import given
-from hypothesis import strategies as st
-
-from fastws.exceptions import ProtocolError
 
 
 def both_parse(py, cy, chunks: List[bytes], options: dict) -> None:
@@ -105,7 +106,7 @@ def test_both_utf8_validators_agree_on_random_bytes(python_codec, cython_codec, 
 def outcome(call: Callable[[], Any]) -> Tuple[Any, ...]:
     try:
         result = call()
-    except Exception as exc:  # noqa: BLE001 - we compare whatever is raised
+    except Exception as exc:
         return ("raised", type(exc).__name__, str(exc))
     return ("returned", result)
 

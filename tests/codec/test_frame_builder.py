@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
+from fastws._enums import CloseCode
+
 from codec_reference import (
     OP_BINARY,
     OP_CLOSE,
@@ -13,8 +16,6 @@ from codec_reference import (
     naive_mask,
     raw_frame,
 )
-
-from fastws._enums import CloseCode
 
 VALID_OPCODES = [OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG]
 

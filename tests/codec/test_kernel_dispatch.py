@@ -11,6 +11,8 @@ import random
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from fastws.exceptions import ProtocolError
+
 from codec_reference import (
     OP_CONT,
     OP_TEXT,
@@ -19,8 +21,6 @@ from codec_reference import (
     utf8_first_dead_byte,
     utf8_is_valid,
 )
-
-from fastws.exceptions import ProtocolError
 
 ISAS = ("portable", "sse2", "avx2", "avx512bw", "neon")
 

@@ -6,6 +6,7 @@ import array
 import random
 
 import pytest
+
 from codec_reference import naive_mask
 
 MASKS = [b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", b"\x01\x02\x03\x04", b"\x37\xfa\x21\x3d"]

@@ -12,6 +12,11 @@ import zlib
 from typing import List, Tuple
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fastws.exceptions import ProtocolError
+
 from codec_reference import (
     OP_BINARY,
     OP_CONT,
@@ -23,10 +28,6 @@ from codec_reference import (
     feed_all,
 )
 from codec_strategies import chunkings, plans
-from hypothesis import given
-from hypothesis import strategies as st
-
-from fastws.exceptions import ProtocolError
 
 RSV1 = 0x40
 TAIL = b"\x00\x00\xff\xff"  # RFC 7692 7.2.1: removed by the sender, appended by the receiver

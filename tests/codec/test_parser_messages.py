@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import pytest
+
+from fastws._enums import CloseCode
+from fastws.exceptions import ProtocolError
+
 from codec_reference import (
     CLIENT_KEY,
     OP_BINARY,
@@ -16,9 +20,6 @@ from codec_reference import (
     raw_frame,
     server_frame,
 )
-
-from fastws._enums import CloseCode
-from fastws.exceptions import ProtocolError
 
 
 def kinds(items):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
+from fastws.exceptions import ProtocolError
+
 from codec_reference import (
     OP_BINARY,
     OP_CLOSE,
@@ -14,8 +17,6 @@ from codec_reference import (
     raw_frame,
     server_frame,
 )
-
-from fastws.exceptions import ProtocolError
 
 
 def expect_error(parser, data: bytes, code: int) -> ProtocolError:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from codec_reference import describe_all, naive_mask, raw_frame, split_at
-from codec_strategies import chunkings, masks, plans, serialize
 from hypothesis import given
 from hypothesis import strategies as st
+
+from codec_reference import describe_all, naive_mask, raw_frame, split_at
+from codec_strategies import chunkings, masks, plans, serialize
 
 
 def parse(codec, chunks, **options):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 
 import pytest
-from codec_reference import utf8_first_dead_byte, utf8_is_valid, utf8_scan
 from hypothesis import given
 from hypothesis import strategies as st
+
+from codec_reference import utf8_first_dead_byte, utf8_is_valid, utf8_scan
 
 
 def decodes(data: bytes) -> bool:

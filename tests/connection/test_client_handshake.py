@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 
 import pytest
-from conn_helpers import response_head, server_frame
 
 from fastws import State
 from fastws.connection import ClientConnection
 from fastws.events import Accepted, ConnectionClosed, Rejected
 from fastws.exceptions import InvalidStateError
+
+from conn_helpers import response_head, server_frame
 
 
 def _request_lines(client: ClientConnection):

@@ -5,6 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
+
+from fastws import State
+from fastws.events import ConnectionClosed
+from fastws.exceptions import InvalidStateError
+
 from conn_helpers import (
     client_frame,
     exchange,
@@ -14,10 +19,6 @@ from conn_helpers import (
     parse_frames,
     server_frame,
 )
-
-from fastws import State
-from fastws.events import ConnectionClosed
-from fastws.exceptions import InvalidStateError
 
 
 def _closed(conn):

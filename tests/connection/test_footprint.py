@@ -6,6 +6,7 @@ import gc
 import tracemalloc
 
 import pytest
+
 from conn_helpers import client_frame, open_client, open_server
 
 MAX_OPEN_CONNECTION_BYTES = 2048

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from conn_helpers import client_frame, exchange, open_client, open_pair, open_server, parse_frames
 
 from fastws import State
 from fastws.events import ConnectionClosed
 from fastws.exceptions import InvalidStateError
+
+from conn_helpers import client_frame, exchange, open_client, open_pair, open_server, parse_frames
 
 
 def test_text_and_binary_messages_both_ways(codec):
@@ -265,9 +266,9 @@ def test_send_text_takes_bytes_already_encoded_as_utf8(codec):
 
 @pytest.mark.parametrize("wrap", [bytearray, memoryview], ids=["bytearray", "memoryview"])
 def test_receive_data_takes_any_bytes_like(codec, wrap):
-    from conn_helpers import request_head
-
     from fastws.connection import ServerConnection
+
+    from conn_helpers import request_head
 
     server = ServerConnection(_codec=codec)
     server.receive_data(wrap(request_head()))

@@ -5,6 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
+
+from fastws import State
+from fastws.events import ConnectionClosed, PingAnswered
+
 from conn_helpers import (
     client_frame,
     open_client,
@@ -13,9 +17,6 @@ from conn_helpers import (
     parse_frames,
     server_frame,
 )
-
-from fastws import State
-from fastws.events import ConnectionClosed, PingAnswered
 
 
 def _sent(codec, conn, from_client=False):

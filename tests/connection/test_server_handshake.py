@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from conn_helpers import RFC_ACCEPT, RFC_KEY, client_frame, request_head, server_with_request
 
 from fastws import State
 from fastws.connection import ServerConnection
 from fastws.events import ConnectionClosed, Request
 from fastws.exceptions import InvalidStateError
+
+from conn_helpers import RFC_ACCEPT, RFC_KEY, client_frame, request_head, server_with_request
 
 
 def _status(data: bytes) -> int:

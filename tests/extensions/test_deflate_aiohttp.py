@@ -15,11 +15,12 @@ import random
 from typing import Any
 
 import pytest
-from pmd_helpers import NO_TIMERS
 
 from fastws.connection import ClientConnection, ServerConnection
 from fastws.events import Accepted, ConnectionClosed, Request
 from fastws.extensions import PerMessageDeflate
+
+from pmd_helpers import NO_TIMERS
 
 aiohttp = pytest.importorskip("aiohttp")
 from aiohttp import WSMsgType, web

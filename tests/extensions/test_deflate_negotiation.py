@@ -12,6 +12,13 @@ import itertools
 from typing import Any, Optional
 
 import pytest
+
+from fastws import State
+from fastws._http import parse_extensions
+from fastws.connection import ClientConnection, ServerConnection
+from fastws.events import Accepted, ConnectionClosed
+from fastws.extensions import NegotiationError, PerMessageDeflate
+
 from pmd_helpers import (
     frames,
     header_value,
@@ -22,12 +29,6 @@ from pmd_helpers import (
     server_answer,
     session_view,
 )
-
-from fastws import State
-from fastws._http import parse_extensions
-from fastws.connection import ClientConnection, ServerConnection
-from fastws.events import Accepted, ConnectionClosed
-from fastws.extensions import NegotiationError, PerMessageDeflate
 
 SNCT = "server_no_context_takeover"
 CNCT = "client_no_context_takeover"

@@ -8,12 +8,13 @@ import tracemalloc
 import zlib
 
 import pytest
-from pmd_helpers import frame, frames, open_pair
 
 from fastws import State
 from fastws.events import ConnectionClosed
 from fastws.exceptions import ProtocolError
 from fastws.extensions import Inflater, PerMessageDeflate
+
+from pmd_helpers import frame, frames, open_pair
 
 LIMIT = 1 << 20
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10

@@ -14,12 +14,13 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from pmd_helpers import NO_TIMERS
 
 from fastws import State
 from fastws.connection import ClientConnection, ServerConnection
 from fastws.events import Accepted, Request
 from fastws.extensions import PerMessageDeflate
+
+from pmd_helpers import NO_TIMERS
 
 websockets = pytest.importorskip("websockets")
 
