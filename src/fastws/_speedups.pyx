@@ -165,6 +165,22 @@ cdef inline Py_ssize_t _utf8_cut(const uint8_t *p, Py_ssize_t n) noexcept nogil:
 # ---------------------------------------------------------------------------------------------
 # Buffers.
 
+cdef int _grow(uint8_t **buf, Py_ssize_t *cap, Py_ssize_t need, Py_ssize_t smallest) except -1:
+    """Grow the malloc'd ``*buf`` of ``*cap`` bytes to hold ``need`` (doubling, at least
+    ``smallest``)."""
+    cdef Py_ssize_t size = cap[0] * 2
+    cdef uint8_t *grown
+    if size < need:
+        size = need
+    if size < smallest:
+        size = smallest
+    grown = <uint8_t *>realloc(buf[0], <size_t>size)
+    if grown == NULL:
+        raise MemoryError()
+    buf[0] = grown
+    cap[0] = size
+    return 0
+
 cdef inline int _get_buffer(object obj, Py_buffer *view, bint writable) except -1:
     if not PyObject_CheckBuffer(obj):
         raise TypeError(f"a bytes-like object is required, not {type(obj).__name__!r}")
@@ -622,22 +638,9 @@ cdef class FrameParser:
         self._mbuf = NULL
         self._mcap = 0
 
-    cdef int _reserve(self, Py_ssize_t extra) except -1:
-        cdef Py_ssize_t need = self._mlen + extra
-        cdef Py_ssize_t cap
-        cdef uint8_t *grown
-        if need <= self._mcap:
-            return 0
-        cap = self._mcap * 2
-        if cap < need:
-            cap = need
-        if cap < 256:
-            cap = 256
-        grown = <uint8_t *>realloc(self._mbuf, <size_t>cap)
-        if grown == NULL:
-            raise MemoryError()
-        self._mbuf = grown
-        self._mcap = cap
+    cdef inline int _reserve(self, Py_ssize_t extra) except -1:
+        if self._mlen + extra > self._mcap:
+            _grow(&self._mbuf, &self._mcap, self._mlen + extra, 256)
         return 0
 
     cdef int _check_first_bytes(self, uint8_t b0, uint8_t b1) except -1:
@@ -1107,22 +1110,9 @@ cdef class FrameWriter:
     def __dealloc__(self):
         free(self._buf)
 
-    cdef int _reserve(self, Py_ssize_t extra) except -1:
-        cdef Py_ssize_t need = self._len + extra
-        cdef Py_ssize_t cap
-        cdef uint8_t *grown
-        if need <= self._cap:
-            return 0
-        cap = self._cap * 2
-        if cap < need:
-            cap = need
-        if cap < 4096:
-            cap = 4096
-        grown = <uint8_t *>realloc(self._buf, <size_t>cap)
-        if grown == NULL:
-            raise MemoryError()
-        self._buf = grown
-        self._cap = cap
+    cdef inline int _reserve(self, Py_ssize_t extra) except -1:
+        if self._len + extra > self._cap:
+            _grow(&self._buf, &self._cap, self._len + extra, 4096)
         return 0
 
     cdef int _append(self, int b0, const uint8_t *data, Py_ssize_t n) except -1:
