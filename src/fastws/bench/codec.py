@@ -42,7 +42,8 @@ MASK_SIZES = (16, 125, 1024, 16 * 1024, 1 << 20, 16 << 20)
 UTF8_SIZES = (125, 1024, 64 * 1024)
 FRAME_SIZES = (16, 125, 1024)
 
-_MEMCPY = "memcpy (reference)"
+MEMCPY = "memcpy (reference)"
+"""The name of the memory-copy reference rows."""
 
 
 @dataclass(frozen=True)
@@ -154,19 +155,22 @@ def _mask_cases(size: int, codecs: list[tuple[str, str, ModuleType | None, str]]
     for name, factory, note in _peers.mask_functions():
         prepare = None if factory is None else peer_prepare(name, factory)
         out.append(_case("mask", size, name, "peer", "bytes", size, prepare, note))
-    out.append(
-        _case(
-            "mask",
-            size,
-            _MEMCPY,
-            "reference",
-            "bytes",
-            size,
-            lambda: call_loop(bytes, bytearray(data())),
-            "bytes(bytearray): one copy",
-        )
-    )
+    out.append(_copy_case("mask", size, data))
     return out
+
+
+def _copy_case(benchmark: str, size: int, data: Callable[[], bytes]) -> Case:
+    """The physical reference of a byte benchmark: one copy of the same bytes."""
+    return _case(
+        benchmark,
+        size,
+        MEMCPY,
+        "reference",
+        "bytes",
+        size,
+        lambda: call_loop(bytes, bytearray(data())),
+        "bytes(bytearray): one copy",
+    )
 
 
 def _wsproto_masker() -> Callable[[bytes, bytes], bytes]:
@@ -239,7 +243,7 @@ def _mask_inplace_cases(
         _case(
             "mask-inplace",
             size,
-            _MEMCPY,
+            MEMCPY,
             "reference",
             "bytes",
             size,
@@ -287,18 +291,7 @@ def _utf8_cases(
             "what aiohttp, picows, websockets and wsproto rely on (none has a validator)",
         )
     )
-    out.append(
-        _case(
-            benchmark,
-            size,
-            _MEMCPY,
-            "reference",
-            "bytes",
-            size,
-            lambda: call_loop(bytes, bytearray(data())),
-            "bytes(bytearray): one copy",
-        )
-    )
+    out.append(_copy_case(benchmark, size, data))
     return out
 
 
@@ -389,7 +382,7 @@ def _receive_cases(
         _case(
             "receive",
             size,
-            _MEMCPY,
+            MEMCPY,
             "reference",
             "frames",
             frames,
@@ -462,7 +455,7 @@ def _send_cases(
         _case(
             benchmark,
             size,
-            _MEMCPY,
+            MEMCPY,
             "reference",
             "frames",
             batch,

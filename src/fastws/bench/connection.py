@@ -29,17 +29,15 @@ from typing import Any, Callable
 
 from . import _data, _peer_connections, _peers
 from ._runner import Case, Loop
-from .codec import load_codecs
+from .codec import FRAME_SIZES, MEMCPY, load_codecs
 
 __all__ = ["BENCHMARKS", "ConnectionOptions", "cases", "open_server"]
 
 BENCHMARKS = ("conn-receive", "conn-send-text", "conn-footprint")
 """The benchmark names of this suite, in the order they run."""
 
-FRAME_SIZES = (16, 125, 1024)
 SEND_SIZE = 125
 
-_MEMCPY = "memcpy (reference)"
 
 
 @dataclass(frozen=True)
@@ -166,7 +164,7 @@ def _receive_cases(size: int, stream_bytes: int, codecs: list[Any]) -> list[Case
         Case(
             bench,
             size,
-            _MEMCPY,
+            MEMCPY,
             "reference",
             "frames",
             frames,
