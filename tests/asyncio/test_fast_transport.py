@@ -5,16 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 import socket
 import ssl
+import struct
+import threading
+import time
 from typing import Any
 
 import pytest
 
+import fastws
 import fastws.asyncio as fa
 import fastws.asyncio._server as server_module
 
-from aio_helpers import run, uri
+from aio_helpers import handshake_request, masked_frame, run, uri
 
 pytestmark = pytest.mark.skipif(
     server_module.SocketTransport is None, reason="the compiled transport is not built"
@@ -188,3 +193,84 @@ def test_fast_listener_binds_like_create_server() -> None:
                 await fa.serve(fa.WebSocket, "127.0.0.1", taken, fast_transport=True).start()
 
     run(main)
+
+
+@pytest.mark.parametrize("use_uvloop", [False, True])
+def test_messages_and_the_peers_eof_read_together_both_count(use_uvloop: bool) -> None:
+    """Frames and the FIN queued before the server reads: the messages arrive, then the EOF
+    closes the connection (the shared epoll set is edge-triggered; the EOF behind the data
+    must not wait for an event that never comes)."""
+    got: list[Any] = []
+    codes: list[Any] = []
+
+    async def handler(ws: Any) -> None:
+        with contextlib.suppress(fa.WebSocketClosed):
+            async for message in ws:
+                got.append(message)
+        codes.append(ws.close_code)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        async with fa.serve(handler, "127.0.0.1", 0, fast_transport=True) as server:
+            with socket.socket() as sock:
+                sock.setblocking(False)
+                await loop.sock_connect(sock, ("127.0.0.1", server.port))
+                await loop.sock_sendall(sock, handshake_request(server.port))
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += await loop.sock_recv(sock, 4096)
+                assert head.startswith(b"HTTP/1.1 101")
+                # No await between these: the server reads only when all of it is queued.
+                sock.send(masked_frame(0x1, b"one") + masked_frame(0x1, b"two"))
+                sock.shutdown(socket.SHUT_WR)
+                while not codes:
+                    await asyncio.sleep(0.01)
+
+    run(main, timeout=5, use_uvloop=use_uvloop)
+    assert got == ["one", "two"]
+    assert codes == [1006]
+
+
+@pytest.mark.parametrize("use_uvloop", [False, True])
+def test_a_read_that_fills_the_buffer_is_followed_by_the_rest(use_uvloop: bool) -> None:
+    """More than a read buffer (256 KiB) queued at once and nothing after it: the transport
+    reads on without waiting for new data (which the peer only sends after the echo)."""
+    size = 3 << 20
+    big = os.urandom(size)
+
+    def client(port: int, result: list[Any]) -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=4) as sock:
+            sock.sendall(handshake_request(port))
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += sock.recv(4096)
+            key = os.urandom(4)
+            payload = fastws.apply_mask(big, key)
+            sock.sendall(
+                masked_frame(0x1, b"go") + b"\x82\xff" + struct.pack(">Q", size) + key + payload
+            )
+            echo = bytearray()
+            while len(echo) < 10 + size:
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    break
+                echo += chunk
+            result.append(bytes(echo[10 : 10 + size]) == big)
+
+    async def handler(ws: Any) -> None:
+        assert await ws.recv() == "go"
+        time.sleep(0.3)  # the event loop stands still while the big message is queued
+        await ws.send(await ws.recv())
+
+    async def main() -> None:
+        async with fa.serve(
+            handler, "127.0.0.1", 0, fast_transport=True, max_message_size=4 << 20
+        ) as server:
+            result: list[Any] = []
+            thread = threading.Thread(target=client, args=(server.port, result))
+            thread.start()
+            while thread.is_alive():
+                await asyncio.sleep(0.01)
+            assert result == [True]
+
+    run(main, timeout=8, use_uvloop=use_uvloop)

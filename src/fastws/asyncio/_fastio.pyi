@@ -5,6 +5,8 @@ from typing import Any, List, Mapping, Optional, Tuple, Union
 
 BytesLike = Union[bytes, bytearray, memoryview]
 
+def send_nowait(self: Any, message: Union[str, BytesLike]) -> None: ...
+
 class SocketTransport:
     def __init__(
         self,

@@ -27,7 +27,7 @@ from typing import (
 )
 
 from .._enums import State
-from ..codec import BinaryMessage, TextMessage
+from ..codec import NO_EXTENSIONS, BinaryMessage, TextMessage
 from ..connection import ServerConnection
 from ..events import Accepted, ConnectionClosed, PingAnswered, Rejected, Request
 from ..exceptions import InvalidStateError
@@ -780,3 +780,20 @@ class ReadsIntoBuffer(asyncio.BufferedProtocol):
 def reads_into_buffer(loop: asyncio.AbstractEventLoop) -> bool:
     """Whether connections on ``loop`` should use :class:`ReadsIntoBuffer`."""
     return isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop)
+
+
+def _install_compiled_send_nowait() -> None:
+    """Replace :meth:`WebSocket.send_nowait` by its compiled twin when the compiled module of
+    the asyncio layer is there (not with ``FASTWS_NO_EXTENSIONS=1``): an ``on_message``
+    callback calls it for every message it answers."""
+    if NO_EXTENSIONS:
+        return
+    try:
+        from ._fastio import send_nowait
+    except ImportError:  # no compiler, or not POSIX
+        return
+    send_nowait.__doc__ = WebSocket.send_nowait.__doc__
+    WebSocket.send_nowait = send_nowait  # type: ignore[method-assign]
+
+
+_install_compiled_send_nowait()

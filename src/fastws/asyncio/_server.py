@@ -24,6 +24,7 @@ from typing import (
 
 from .._enums import State
 from .._http import HeadersLike
+from ..codec import NO_EXTENSIONS
 from ..connection import ServerConnection
 from ..events import Request
 from ..handshake import OriginPolicy
@@ -174,11 +175,12 @@ class _BufferedServerWebSocket(ReadsIntoBuffer, ServerWebSocket):
     __slots__ = ()
 
 
-SocketTransport: Any
-try:
-    from ._fastio import SocketTransport
-except ImportError:  # no compiler, FASTWS_NO_EXTENSIONS=1 or Windows
-    SocketTransport = None
+SocketTransport: Any = None
+if not NO_EXTENSIONS:  # FASTWS_NO_EXTENSIONS=1: no compiled code at all
+    try:
+        from ._fastio import SocketTransport
+    except ImportError:  # no compiler, or Windows
+        pass
 
 #: Seconds the fast listener stops accepting after running out of a resource (EMFILE, ...),
 #: as asyncio's own servers do (``asyncio.constants.ACCEPT_RETRY_DELAY``).

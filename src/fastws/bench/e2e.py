@@ -214,7 +214,10 @@ _NOTES = {
     "fastws-cb": "the same server, callback mode: ws.on_message = ws.send_nowait",
     "fastws-loop": "the handler server on the event loop's transport (fast_transport=False)",
     "fastws-cb-loop": "callback mode (on_message = send_nowait) on the event loop's transport",
-    "fastws-pure": "the same server with FASTWS_NO_EXTENSIONS=1 (pure-Python codec)",
+    "fastws-pure": (
+        "the same server with FASTWS_NO_EXTENSIONS=1 (no compiled code: the pure-Python"
+        " codec on the event loop's transport)"
+    ),
     "picows": "ws_create_server, listener sends back frame.get_payload_as_utf8_text()",
     "aiohttp": "web.WebSocketResponse, async for msg in ws: await ws.send_str(msg.data)",
     "websockets": "websockets.asyncio.server.serve, async for msg in ws: await ws.send(msg)",
