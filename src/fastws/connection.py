@@ -106,6 +106,7 @@ class _Connection:
         "_fast",
         "send_text",
         "send_binary",
+        "data_to_send",
         "_feed",
         "_parser",
         "_events",
@@ -192,6 +193,7 @@ class _Connection:
         )
         self._events: List[Any] = []
         self._out = b""
+        self.data_to_send = self._take
         self._fast = False
         self._allow_sending(False)
         self._state = _CONNECTING
@@ -253,6 +255,8 @@ class _Connection:
     ) -> List[Any]:
         """``receive_data(data, now)`` then ``events()``, in one call (for I/O layers that
         take the events after every read: it saves a call per read on the hot path)."""
+        # fastws.asyncio._fastio (SocketTransport._deliver) repeats this fast path in C:
+        # keep the two in step.
         if self._fast and data and not self._events:
             try:
                 items = self._feed(data)
@@ -272,13 +276,22 @@ class _Connection:
         self._events = []
         return events
 
-    def data_to_send(self) -> bytes:
-        """Return the bytes to write to the peer since the last call, and forget them."""
+    # data_to_send() returns the bytes to write to the peer since the last call, and forgets
+    # them. It is an instance attribute, not a method: the frame writer's own take() (one C
+    # call per write) while only frames wait; _send_head switches it while an HTTP head
+    # (the handshake request or response) waits in front of them.
+    data_to_send: Callable[[], bytes]
+
+    def _data_to_send_head(self) -> bytes:
         out = self._out
-        if out:
-            self._out = b""
-            return out + self._take()  # type: ignore[no-any-return]
-        return self._take()  # type: ignore[no-any-return]
+        self._out = b""
+        self.data_to_send = self._take
+        return out + self._take()  # type: ignore[no-any-return]
+
+    def _send_head(self, head: bytes) -> None:
+        """Queue an HTTP head (handshake) to go out before any frame."""
+        self._out += head
+        self.data_to_send = self._data_to_send_head
 
     # ----------------------------------------------------------------------------------------
     # Sending.
@@ -777,7 +790,7 @@ class ServerConnection(_Connection):
         if answers:
             headers.append(("Sec-WebSocket-Extensions", ", ".join(answers)))
         headers.extend(as_header_list(extra_headers))
-        self._out += build_response(101, headers)
+        self._send_head(build_response(101, headers))
         self._request = None
         self.subprotocol = subprotocol
         self.extensions = tuple(parse_extensions(answers))
@@ -831,7 +844,7 @@ class ServerConnection(_Connection):
             raise ValueError(f"cannot reject with status {status}")
         if isinstance(body, str):
             body = body.encode("utf-8")
-        self._out += build_response(status, as_header_list(headers), bytes(body))
+        self._send_head(build_response(status, as_header_list(headers), bytes(body)))
         self._request = None
         self._finish(1006, f"handshake rejected with HTTP {status}", False, LOCAL)
 
@@ -874,7 +887,7 @@ class ServerConnection(_Connection):
         self._events.append(request)
 
     def _auto_reject(self, exc: InvalidHandshake) -> None:
-        self._out += rejection(exc)
+        self._send_head(rejection(exc))
         self._finish(1006, f"handshake rejected with HTTP {exc.status}: {exc.reason}", False, LOCAL)
 
 
@@ -944,13 +957,15 @@ class ClientConnection(_Connection):
             if not isinstance(ext, str)
         }
         self._key = generate_key()
-        self._out = build_request(
-            parsed,
-            self._key,
-            origin=origin,
-            subprotocols=tuple(subprotocols),
-            extensions=offers,
-            extra_headers=extra_headers,
+        self._send_head(
+            build_request(
+                parsed,
+                self._key,
+                origin=origin,
+                subprotocols=tuple(subprotocols),
+                extensions=offers,
+                extra_headers=extra_headers,
+            )
         )
         self._offered: Optional[Tuple[Tuple[str, ...], List[ExtensionOffer], int]] = (
             tuple(subprotocols),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any, Dict
 
 import pytest
@@ -207,3 +208,31 @@ def test_close_twice_and_close_after_close_are_harmless() -> None:
             assert ws.state is fastws.State.CLOSED
 
     run(main)
+
+
+def test_messages_before_a_protocol_error_in_the_same_read_are_delivered() -> None:
+    got: list[Any] = []
+
+    async def handler(ws: fa.ServerWebSocket) -> None:
+        with contextlib.suppress(fa.WebSocketClosed):
+            async for message in ws:
+                got.append(message)
+        got.append(ws.close_code)
+
+    async def main() -> None:
+        async with fa.serve(handler, "127.0.0.1", 0) as server:
+            reader, writer = await raw_client(server.port)
+            writer.write(
+                masked_frame(0x1, b"first")
+                + masked_frame(0x2, b"second")
+                + masked_frame(0x1, b"\xff")  # not UTF-8
+            )
+            data = await asyncio.wait_for(reader.read(), 2)
+            assert data[0] == 0x88 and int.from_bytes(data[2:4], "big") == 1007
+            writer.close()
+            await writer.wait_closed()
+            while len(got) < 3:
+                await asyncio.sleep(0.01)
+
+    run(main)
+    assert got == ["first", b"second", 1006]  # the server failed the connection: no close came back

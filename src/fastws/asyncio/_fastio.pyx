@@ -23,7 +23,7 @@ import os
 import socket as _socket
 
 from ..codec import BinaryMessage as _BINARY, TextMessage as _TEXT
-from ..exceptions import InvalidStateError
+from ..exceptions import InvalidStateError, ProtocolError
 from ._protocol import WebSocket
 
 # asyncio's selector loops tell the time with time.monotonic(): the same clock is read here
@@ -386,7 +386,21 @@ cdef class SocketTransport:
         cdef object conn = self._conn
         cdef list events
         cdef bint other = False, queued = False
-        events = self._receive_events(data, self._now())
+        # conn.receive_events(data, now), its fast path repeated here (keep them in step):
+        # while the connection is open with no events waiting, the parser's items are the
+        # events, and the time is read only if a control frame or an error needs it.
+        if conn._fast and PyList_GET_SIZE(conn._events) == 0:
+            try:
+                events = conn._feed(data)
+            except ProtocolError as exc:
+                conn._protocol_error(exc, self._now())
+                events = conn.events()
+            else:
+                if conn._parser.controls:
+                    conn._handle_items(events, self._now())
+                    events = conn.events()
+        else:
+            events = self._receive_events(data, self._now())
         if PyList_GET_SIZE(events) == 0:
             if conn.should_close_transport:
                 ws._after()
