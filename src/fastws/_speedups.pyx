@@ -61,6 +61,9 @@ fastws_kernels_init()
 DEF SMALL_MASK = 64
 # Release the GIL for kernels only on payloads at least this long.
 DEF NOGIL_THRESHOLD = 1 << 18
+# A frame at least this long appended to an empty FrameWriter is built in its own bytes
+# object (see FrameWriter._whole): the copy saved outweighs an allocation.
+DEF WHOLE_FRAME_MIN = 8192
 
 DEF OP_CONT = 0
 DEF OP_TEXT = 1
@@ -1098,11 +1101,16 @@ cdef class FrameWriter:
     cdef uint8_t *_buf
     cdef Py_ssize_t _len
     cdef Py_ssize_t _cap
+    # A large frame appended to an empty writer is built straight into a bytes object that
+    # take() returns as it is: one copy of the payload fewer. Any later append moves it into
+    # the buffer first, so the order of frames is kept.
+    cdef bytes _whole
 
     def __cinit__(self):
         self._buf = NULL
         self._len = 0
         self._cap = 0
+        self._whole = None
 
     def __init__(self, *, mask=False):
         self._masked = bool(mask)
@@ -1119,6 +1127,25 @@ cdef class FrameWriter:
         cdef uint8_t key[4]
         cdef uint8_t *out
         cdef Py_ssize_t h
+        cdef bytes whole = self._whole
+        if whole is not None:
+            self._reserve(PyBytes_GET_SIZE(whole) + 14 + n)
+            memcpy(self._buf + self._len, PyBytes_AS_STRING(whole), PyBytes_GET_SIZE(whole))
+            self._len += PyBytes_GET_SIZE(whole)
+            self._whole = None
+        elif self._len == 0 and n >= WHOLE_FRAME_MIN:
+            whole = PyBytes_FromStringAndSize(NULL, _header_size(n, self._masked) + n)
+            out = <uint8_t *>PyBytes_AS_STRING(whole)
+            h = _write_header(out, b0, n, self._masked)
+            if self._masked:
+                _next_key(key)
+                memcpy(out + h, key, 4)
+                h += 4
+                _mask(out + h, data, n, key)
+            else:
+                memcpy(out + h, data, <size_t>n)
+            self._whole = whole
+            return 0
         self._reserve(14 + n)
         out = self._buf + self._len
         h = _write_header(out, b0, n, self._masked)
@@ -1169,7 +1196,11 @@ cdef class FrameWriter:
 
     def take(self):
         """Return the bytes written so far and empty the buffer."""
-        cdef bytes out = PyBytes_FromStringAndSize(<char *>self._buf, self._len)
+        cdef bytes out = self._whole
+        if out is not None:
+            self._whole = None
+            return out
+        out = PyBytes_FromStringAndSize(<char *>self._buf, self._len)
         self._len = 0
         if self._cap > (1 << 20):
             free(self._buf)
@@ -1178,4 +1209,4 @@ cdef class FrameWriter:
         return out
 
     def __len__(self):
-        return self._len
+        return self._len if self._whole is None else PyBytes_GET_SIZE(self._whole)

@@ -201,6 +201,66 @@ def test_frame_writer_take_returns_bytes_and_empties_the_buffer(codec):
     assert writer.take() == b"\x81\x01x"
 
 
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        [70_000],
+        [70_000, 3],
+        [3, 70_000],
+        [70_000, 70_000, 10],
+        [8191, 8192, 8193],
+        [0, 200_000, 0],
+    ],
+)
+@pytest.mark.parametrize("take_after", [None, 0, 1])
+def test_frame_writer_keeps_order_and_length_around_large_frames(codec, sizes, take_after):
+    """Large frames (built apart when the writer is empty) and small ones, in any order, with
+    or without a take() between them: the same bytes as build_frame, in order."""
+    writer = codec.FrameWriter()
+    payloads = [bytes([i % 251]) * size for i, size in enumerate(sizes)]
+    out = b""
+    expected = b""
+    for i, payload in enumerate(payloads):
+        if i % 2:
+            writer.text(payload.decode("latin-1").encode("ascii", "replace").decode())
+            expected += codec.build_frame(
+                OP_TEXT, payload.decode("latin-1").encode("ascii", "replace")
+            )
+        else:
+            writer.binary(payload)
+            expected += codec.build_frame(OP_BINARY, payload)
+        assert len(writer) + len(out) == len(expected)
+        if take_after == i:
+            out += writer.take()
+            assert len(writer) == 0
+    out += writer.take()
+    assert out == expected
+    assert len(writer) == 0 and writer.take() == b""
+
+
+def test_masking_frame_writer_masks_large_frames_alone_or_in_a_batch(codec):
+    writer = codec.FrameWriter(mask=True)
+    parser = codec.FrameParser(require_mask=True, max_message_size=None)
+    big = bytes(range(256)) * 400
+    writer.binary(big)  # alone in the writer
+    assert [m.data for m in parser.feed(writer.take())] == [big]
+    writer.binary(big)
+    writer.text("after")  # appended behind a large frame
+    writer.frame(OP_PING, b"p")
+    items = parser.feed(writer.take())
+    assert [items[0].data, items[1].data, items[2].payload] == [big, "after", b"p"]
+
+
+def test_a_rejected_frame_leaves_a_large_frame_unchanged(codec):
+    writer = codec.FrameWriter()
+    writer.binary(b"z" * 10_000)
+    before = len(writer)
+    with pytest.raises(ValueError):
+        writer.frame(OP_PING, b"x" * 126)
+    assert len(writer) == before
+    assert writer.take() == codec.build_frame(OP_BINARY, b"z" * 10_000)
+
+
 def test_masking_frame_writer_output_parses_on_the_server_side(codec):
     writer = codec.FrameWriter(mask=True)
     payloads = [b"", b"a", b"abcd", b"x" * 125, b"y" * 126, bytes(range(256)) * 300]
