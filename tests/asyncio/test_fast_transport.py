@@ -274,3 +274,40 @@ def test_a_read_that_fills_the_buffer_is_followed_by_the_rest(use_uvloop: bool) 
             assert result == [True]
 
     run(main, timeout=8, use_uvloop=use_uvloop)
+
+
+@pytest.mark.parametrize("use_uvloop", [False, True])
+def test_connections_keep_reading_as_they_come_and_go(use_uvloop: bool) -> None:
+    """One reading socket is watched by the loop itself, more share the epoll set: every
+    move between the two (second connection opens, others close, one is left) loses
+    nothing, including messages already waiting when the move happens."""
+
+    async def handler(ws: Any) -> None:
+        ws.on_message = ws.send_nowait
+        await ws.wait_closed()
+
+    async def exchange(ws: Any, tag: str) -> None:
+        for i in range(3):
+            ws.send_nowait(f"{tag}{i}")
+        for i in range(3):
+            assert await ws.recv() == f"{tag}{i}"
+
+    async def main() -> None:
+        async with fa.serve(handler, "127.0.0.1", 0, fast_transport=True) as server:
+            first = await fa.connect(uri(server))
+            await exchange(first, "a")  # alone: watched by the loop
+            first.send_nowait("queued")  # waiting on the server socket while it moves
+            second = await fa.connect(uri(server))
+            assert await first.recv() == "queued"
+            await asyncio.gather(exchange(first, "b"), exchange(second, "c"))
+            third = await fa.connect(uri(server))
+            await second.close()  # two left: both stay in the set
+            await asyncio.gather(exchange(first, "d"), exchange(third, "e"))
+            await first.close()  # one left: back to the loop
+            await exchange(third, "f")
+            second = await fa.connect(uri(server))
+            await asyncio.gather(exchange(third, "g"), exchange(second, "h"))
+            await third.close()
+            await second.close()
+
+    run(main, use_uvloop=use_uvloop)

@@ -134,17 +134,24 @@ cdef class _Poller:
     queues it again if it is still readable): a read that filled the buffer, and any read
     after the peer shut down or failed (its EOF or error is then read in the next round).
     Adding a socket (also on resume_reading) reports what is already waiting.
+
+    While a single socket is reading, it is watched by the loop directly (``add_reader``):
+    the epoll set would only add an ``epoll_wait`` per read for it (measured on one
+    connection's round trips). The second reader moves it into the set; when one is left
+    again, it moves back.
     """
 
     cdef object _loop
     cdef int _efd
-    cdef dict _readers            # fd -> SocketTransport with reading on
+    cdef dict _readers            # fd -> SocketTransport in the epoll set
+    cdef SocketTransport _direct  # the one reader watched by the loop itself, or None
     cdef Py_ssize_t _users        # transports attached (alive)
     cdef epoll_event _ready[POLL_BATCH]
 
     def __init__(self, loop):
         self._loop = loop
         self._readers = {}
+        self._direct = None
         self._efd = epoll_create1(EPOLL_CLOEXEC)
         if self._efd < 0:
             raise OSError(errno, os.strerror(errno))
@@ -156,6 +163,19 @@ cdef class _Poller:
             raise
 
     cdef int add(self, int fd, SocketTransport transport) except -1:
+        cdef SocketTransport direct = self._direct
+        if direct is None and not self._readers:
+            self._loop.add_reader(fd, transport._on_readable_cb)
+            self._direct = transport
+            return 0
+        if direct is not None:
+            self._direct = None
+            self._loop.remove_reader(direct._fd)
+            self._epoll_add(direct._fd, direct)
+        self._epoll_add(fd, transport)
+        return 0
+
+    cdef int _epoll_add(self, int fd, SocketTransport transport) except -1:
         cdef epoll_event ev
         ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET
         ev.data.fd = fd
@@ -173,8 +193,20 @@ cdef class _Poller:
 
     cdef remove(self, int fd):
         cdef epoll_event ev
+        cdef SocketTransport last
+        if self._direct is not None and self._direct._fd == fd:
+            self._direct = None
+            self._loop.remove_reader(fd)
+            return
         if self._readers.pop(fd, None) is not None:
             epoll_ctl(self._efd, EPOLL_CTL_DEL, fd, &ev)  # fails only if fd is closed: fine
+            if len(self._readers) == 1:
+                # One reader left: the loop watches it directly (level-triggered, so what
+                # is already waiting on it is reported).
+                fd, last = self._readers.popitem()
+                epoll_ctl(self._efd, EPOLL_CTL_DEL, fd, &ev)
+                self._direct = last
+                self._loop.add_reader(fd, last._on_readable_cb)
 
     cdef release(self):
         self._users -= 1
