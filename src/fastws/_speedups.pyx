@@ -1123,10 +1123,20 @@ cdef class FrameWriter:
             _grow(&self._buf, &self._cap, self._len + extra, 4096)
         return 0
 
-    cdef int _append(self, int b0, const uint8_t *data, Py_ssize_t n) except -1:
+    cdef Py_ssize_t _put(self, uint8_t *out, int b0, const uint8_t *data, Py_ssize_t n):
+        """Write one frame at ``out`` (room for its header and payload); return its size."""
         cdef uint8_t key[4]
-        cdef uint8_t *out
-        cdef Py_ssize_t h
+        cdef Py_ssize_t h = _write_header(out, b0, n, self._masked)
+        if self._masked:
+            _next_key(key)
+            memcpy(out + h, key, 4)
+            h += 4
+            _mask(out + h, data, n, key)
+        else:
+            memcpy(out + h, data, <size_t>n)
+        return h + n
+
+    cdef int _append(self, int b0, const uint8_t *data, Py_ssize_t n) except -1:
         cdef bytes whole = self._whole
         if whole is not None:
             self._reserve(PyBytes_GET_SIZE(whole) + 14 + n)
@@ -1135,28 +1145,11 @@ cdef class FrameWriter:
             self._whole = None
         elif self._len == 0 and n >= WHOLE_FRAME_MIN:
             whole = PyBytes_FromStringAndSize(NULL, _header_size(n, self._masked) + n)
-            out = <uint8_t *>PyBytes_AS_STRING(whole)
-            h = _write_header(out, b0, n, self._masked)
-            if self._masked:
-                _next_key(key)
-                memcpy(out + h, key, 4)
-                h += 4
-                _mask(out + h, data, n, key)
-            else:
-                memcpy(out + h, data, <size_t>n)
+            self._put(<uint8_t *>PyBytes_AS_STRING(whole), b0, data, n)
             self._whole = whole
             return 0
         self._reserve(14 + n)
-        out = self._buf + self._len
-        h = _write_header(out, b0, n, self._masked)
-        if self._masked:
-            _next_key(key)
-            memcpy(out + h, key, 4)
-            h += 4
-            _mask(out + h, data, n, key)
-        else:
-            memcpy(out + h, data, <size_t>n)
-        self._len += h + n
+        self._len += self._put(self._buf + self._len, b0, data, n)
         return 0
 
     def frame(self, opcode, payload, fin=True, rsv=0):
