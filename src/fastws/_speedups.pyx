@@ -49,6 +49,8 @@ cdef extern from "fastws_kernels.h" nogil:
     int fastws_kernels_force(const char *isa)
     void fastws_mask(uint8_t *dst, const uint8_t *src, size_t length, const uint8_t *mask)
     int fastws_utf8_valid(const uint8_t *buf, size_t length)
+    int fastws_is_ascii(const uint8_t *buf, size_t length)
+    int fastws_mask_ascii(uint8_t *dst, const uint8_t *src, size_t length, const uint8_t *mask)
     void fastws_utf8_init(fastws_utf8_state *st)
     int fastws_utf8_feed(fastws_utf8_state *st, const uint8_t *buf, size_t length)
     int fastws_utf8_complete(const fastws_utf8_state *st)
@@ -135,6 +137,28 @@ cdef inline bint _is_ascii(const uint8_t *p, Py_ssize_t n) noexcept nogil:
         acc |= p[i]
         i += 1
     return (acc & 0x8080808080808080ULL) == 0
+
+
+cdef inline bint _copy_ascii(uint8_t *dst, const uint8_t *src, Py_ssize_t n,
+                             const uint8_t *m, bint masked) noexcept:
+    """Copy ``src`` to ``dst``, unmasked with ``m`` if ``masked``; tell whether the result is
+    pure ASCII. Long payloads are checked block by block as they are unmasked, while the
+    block is still in the L1 cache (one pass over memory instead of two)."""
+    cdef bint ascii
+    if n < SMALL_MASK:
+        if masked:
+            _mask(dst, src, n, m)
+        else:
+            memcpy(dst, src, <size_t>n)
+        return _is_ascii(dst, n)
+    if not masked:
+        memcpy(dst, src, <size_t>n)
+        return fastws_is_ascii(dst, <size_t>n)
+    if n >= NOGIL_THRESHOLD:
+        with nogil:
+            ascii = fastws_mask_ascii(dst, src, <size_t>n, m)
+        return ascii
+    return fastws_mask_ascii(dst, src, <size_t>n, m)
 
 
 cdef inline void _rotate(uint8_t *out, const uint8_t *m, uint64_t offset) noexcept nogil:
@@ -853,17 +877,20 @@ cdef class FrameParser:
     cdef int _whole_message(self, const uint8_t *p, Py_ssize_t n, list out) except -1:
         cdef object obj
         cdef uint8_t *dst
-        if self._opcode == OP_BINARY or self._text_as_bytes:
+        if self._opcode == OP_BINARY:
             obj = PyBytes_FromStringAndSize(NULL, n)
             dst = <uint8_t *>PyBytes_AS_STRING(obj)
             if self._masked:
                 _mask(dst, p, n, self._key)
             else:
                 memcpy(dst, p, <size_t>n)
-            if self._opcode == OP_BINARY:
-                PyList_Append(out, _binary(obj, True))
-                return 0
-            if not _is_ascii(dst, n) and not fastws_utf8_valid(dst, <size_t>n):
+            PyList_Append(out, _binary(obj, True))
+            return 0
+        if self._text_as_bytes:
+            obj = PyBytes_FromStringAndSize(NULL, n)
+            dst = <uint8_t *>PyBytes_AS_STRING(obj)
+            if (not _copy_ascii(dst, p, n, self._key, self._masked)
+                    and not fastws_utf8_valid(dst, <size_t>n)):
                 raise ProtocolError(1007, "invalid UTF-8 in text message")
             PyList_Append(out, _text(obj, True))
             return 0
@@ -871,11 +898,7 @@ cdef class FrameParser:
         # is validated and decoded from the same bytes.
         obj = PyUnicode_New(n, 127)
         dst = <uint8_t *>PyUnicode_DATA(obj)
-        if self._masked:
-            _mask(dst, p, n, self._key)
-        else:
-            memcpy(dst, p, <size_t>n)
-        if not _is_ascii(dst, n):
+        if not _copy_ascii(dst, p, n, self._key, self._masked):
             if not fastws_utf8_valid(dst, <size_t>n):
                 raise ProtocolError(1007, "invalid UTF-8 in text message")
             obj = PyUnicode_DecodeUTF8(<const char *>dst, n, NULL)

@@ -512,6 +512,84 @@ static void test_mask(void)
     }
 }
 
+/* ---- ASCII check, alone and after masking ---- */
+
+/* want[0..len): random ASCII, with a high bit set at `high` (if < len). */
+static void ascii_data(uint8_t *want, size_t len, size_t high)
+{
+    size_t i;
+    for (i = 0; i < len; i++)
+        want[i] = (uint8_t)(rnd() & 0x7F);
+    if (high < len)
+        want[high] |= (uint8_t)(0x80 | rnd());
+}
+
+static void check_ascii(size_t len, size_t high, size_t doff, int inplace)
+{
+    uint8_t mask[4];
+    uint8_t *src, *dst, *want;
+    size_t i;
+    int expect = high >= len, got;
+    for (i = 0; i < 4; i++)
+        mask[i] = (uint8_t)rnd();
+    /* as in check_mask: dst ends at (or doff bytes before) the end of the
+     * arena, so that a read or write past dst + len is caught by ASan */
+    dst = arena + ARENA - len - doff;
+    src = arena + rndn(64);
+    want = arena + ARENA / 4 + 4096;
+    ascii_data(want, len, high);
+    memcpy(dst, want, len);
+    got = fastws_is_ascii(dst, len);
+    if (got != expect) {
+        n_fail++;
+        if (n_fail <= 30)
+            fprintf(stderr, "FAIL [%s] is_ascii len=%zu high=%zu: %d\n",
+                    cur_isa, len, high, got);
+        return;
+    }
+    for (i = 0; i < len; i++)
+        src[i] = (uint8_t)(want[i] ^ mask[i & 3]);
+    if (inplace) {
+        memcpy(dst, src, len);
+        got = fastws_mask_ascii(dst, dst, len, mask);
+    } else {
+        memset(dst, 0xAA, len);
+        got = fastws_mask_ascii(dst, src, len, mask);
+    }
+    if (got != expect || memcmp(dst, want, len) != 0) {
+        n_fail++;
+        if (n_fail <= 30)
+            fprintf(stderr,
+                    "FAIL [%s] mask_ascii len=%zu high=%zu inplace=%d: %d\n",
+                    cur_isa, len, high, inplace, got);
+        return;
+    }
+    n_pass++;
+}
+
+static void test_ascii(void)
+{
+    size_t len, high, k;
+    for (len = 0; len <= 300; len++) {
+        check_ascii(len, len, rndn(8), (int)(len & 1));
+        for (high = 0; high < len; high++)
+            check_ascii(len, high, high & 1 ? 0 : rndn(8), (int)(high & 1));
+    }
+    {
+        static const size_t big[] = {1000, 4096, 16384, 16384 + 5, 65536 + 3,
+                                     (1u << 20) + 13};
+        for (k = 0; k < sizeof big / sizeof big[0]; k++) {
+            len = big[k];
+            check_ascii(len, len, 0, 0);
+            check_ascii(len, len, rndn(64), 1);
+            check_ascii(len, 0, 0, 0);
+            check_ascii(len, len - 1, 0, 1);
+            check_ascii(len, rndn(len), rndn(64), 0);
+            check_ascii(len, rndn(len), 0, 1);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const char *const isas[] = {"portable", "sse2", "avx2",
@@ -541,6 +619,7 @@ int main(int argc, char **argv)
         cur_isa = isas[i];
         rng_state = seed + i;
         test_mask();
+        test_ascii();
         test_utf8();
         tested++;
         printf("%-9s %llu passed, %llu failed\n", isas[i], n_pass - p0,

@@ -18,6 +18,7 @@ from codec_reference import (
     OP_TEXT,
     client_frame,
     naive_mask,
+    server_frame,
     utf8_first_dead_byte,
     utf8_is_valid,
 )
@@ -126,3 +127,37 @@ def test_the_parser_finds_invalid_utf8_at_every_offset_with_every_kernel(codec):
                     client_frame(OP_TEXT, base[:pos], fin=False) + client_frame(OP_CONT, base[pos:])
                 )
                 assert msg.data == base.decode("utf-8")
+
+
+def test_whole_text_messages_are_the_same_with_every_kernel(codec):
+    # A whole text frame is unmasked and checked for ASCII in one pass, block by block: put
+    # a non-ASCII character (or an invalid byte) before, inside and after the first blocks.
+    sizes = (63, 64, 65, 300, 16383, 16384, 16385, 16384 + 300, 50_000)
+    with each_kernel(codec) as isas:
+        for isa in isas:
+            for size in sizes:
+                ascii_text = bytes(33 + (i * 7) % 90 for i in range(size))
+                places = sorted({0, 1, 63, size // 2, size - 2, min(16384, size - 2)})
+                cases = [(ascii_text, True)]
+                for pos in places:
+                    cases.append((ascii_text[:pos] + "é".encode() + ascii_text[pos + 2 :], True))
+                    cases.append((ascii_text[:pos] + b"\xff" + ascii_text[pos + 1 :], False))
+                for payload, valid in cases:
+                    for masked, as_bytes in ((True, False), (False, False), (True, True)):
+                        parser = codec.FrameParser(
+                            require_mask=masked, max_message_size=None, text_as_bytes=as_bytes
+                        )
+                        frame = (client_frame if masked else server_frame)(OP_TEXT, payload)
+                        where = (isa, size, masked, as_bytes, payload[:4])
+                        if not valid:
+                            try:
+                                parser.feed(frame)
+                            except ProtocolError as exc:
+                                assert exc.code == 1007, where
+                            else:
+                                raise AssertionError(f"no 1007: {where}")
+                            continue
+                        (msg,) = parser.feed(frame)
+                        expected = payload if as_bytes else payload.decode("utf-8")
+                        assert msg.data == expected, where
+                        assert type(msg.data) is type(expected), where

@@ -77,6 +77,9 @@
  * (chosen by measurement with tests/c/bench_kernels.c). */
 #define FWS_MASK_SCALAR_MAX 16
 #define FWS_UTF8_SCALAR_MAX 16
+/* fastws_mask_ascii masks and checks this many bytes at a time (a multiple
+ * of 64, so that every block starts at the same mask phase and alignment). */
+#define FWS_ASCII_BLOCK 16384
 
 /* ------------------------------------------------------------------------ */
 /* Portable scalar code                                                     */
@@ -99,6 +102,31 @@ static void mask_portable(uint8_t *dst, const uint8_t *src, size_t len,
     }
     for (; i < len; i++)
         dst[i] = (uint8_t)(src[i] ^ mask[i & 3]);
+}
+
+#define FWS_HIGH_BITS UINT64_C(0x8080808080808080)
+
+static int ascii_portable(const uint8_t *s, size_t n)
+{
+    uint64_t acc = 0;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        uint64_t a, b, c, d;
+        memcpy(&a, s + i, 8);
+        memcpy(&b, s + i + 8, 8);
+        memcpy(&c, s + i + 16, 8);
+        memcpy(&d, s + i + 24, 8);
+        if ((a | b | c | d) & FWS_HIGH_BITS)
+            return 0;
+    }
+    for (; i + 8 <= n; i += 8) {
+        uint64_t a;
+        memcpy(&a, s + i, 8);
+        acc |= a;
+    }
+    for (; i < n; i++)
+        acc |= s[i];
+    return (acc & FWS_HIGH_BITS) == 0;
 }
 
 /* Allowed range of the byte following lead byte c (c in C2..F4). */
@@ -322,6 +350,25 @@ static void mask_sse2(uint8_t *dst, const uint8_t *src, size_t len,
     FWS_MASK_TAIL(dst, src, i, len, mask, m32);
 }
 
+static int ascii_sse2(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    __m128i acc = _mm_setzero_si128();
+    for (; i + 64 <= n; i += 64) {
+        __m128i a = _mm_or_si128(_mm_loadu_si128((const __m128i *)(s + i)),
+                                 _mm_loadu_si128((const __m128i *)(s + i + 16)));
+        __m128i b = _mm_or_si128(_mm_loadu_si128((const __m128i *)(s + i + 32)),
+                                 _mm_loadu_si128((const __m128i *)(s + i + 48)));
+        if (_mm_movemask_epi8(_mm_or_si128(a, b)))
+            return 0;
+    }
+    for (; i + 16 <= n; i += 16)
+        acc = _mm_or_si128(acc, _mm_loadu_si128((const __m128i *)(s + i)));
+    if (_mm_movemask_epi8(acc))
+        return 0;
+    return ascii_portable(s + i, n - i);
+}
+
 /* ---- SSSE3 UTF-8 (the "sse2" tier; plain scalar if SSSE3 is missing) ---- */
 
 /* Error bits for the 16 bytes `in`, given the vectors of the bytes one, two
@@ -454,6 +501,26 @@ static void mask_avx2(uint8_t *dst, const uint8_t *src, size_t len,
         i += 16;
     }
     FWS_MASK_TAIL(dst, src, i, len, mask, m32);
+}
+
+FWS_T_AVX2
+static int ascii_avx2(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    __m256i acc = _mm256_setzero_si256();
+    for (; i + 128 <= n; i += 128) {
+        __m256i a = _mm256_or_si256(_mm256_loadu_si256((const __m256i *)(s + i)),
+                                    _mm256_loadu_si256((const __m256i *)(s + i + 32)));
+        __m256i b = _mm256_or_si256(_mm256_loadu_si256((const __m256i *)(s + i + 64)),
+                                    _mm256_loadu_si256((const __m256i *)(s + i + 96)));
+        if (_mm256_movemask_epi8(_mm256_or_si256(a, b)))
+            return 0;
+    }
+    for (; i + 32 <= n; i += 32)
+        acc = _mm256_or_si256(acc, _mm256_loadu_si256((const __m256i *)(s + i)));
+    if (_mm256_movemask_epi8(acc))
+        return 0;
+    return ascii_portable(s + i, n - i);
 }
 
 FWS_T_AVX2
@@ -623,6 +690,29 @@ static void mask_avx512(uint8_t *dst, const uint8_t *src, size_t len,
 }
 
 FWS_T_AVX512
+static int ascii_avx512(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    __m512i acc = _mm512_setzero_si512();
+    for (; i + 256 <= n; i += 256) {
+        __m512i a = _mm512_or_si512(_mm512_loadu_si512((const void *)(s + i)),
+                                    _mm512_loadu_si512((const void *)(s + i + 64)));
+        __m512i b = _mm512_or_si512(_mm512_loadu_si512((const void *)(s + i + 128)),
+                                    _mm512_loadu_si512((const void *)(s + i + 192)));
+        if (_mm512_movepi8_mask(_mm512_or_si512(a, b)))
+            return 0;
+    }
+    for (; i + 64 <= n; i += 64)
+        acc = _mm512_or_si512(acc, _mm512_loadu_si512((const void *)(s + i)));
+    if (i < n) {
+        /* zero-filled masked load: nothing past s + n is touched */
+        __mmask64 k = (__mmask64)((UINT64_C(1) << (n - i)) - 1);
+        acc = _mm512_or_si512(acc, _mm512_maskz_loadu_epi8(k, (const void *)(s + i)));
+    }
+    return _mm512_movepi8_mask(acc) == 0;
+}
+
+FWS_T_AVX512
 static inline void utf8_block_avx512(__m512i in, __m512i *prev, __m512i *err,
                                      __m512i *inc, __m512i t1, __m512i t2,
                                      __m512i t3, __m512i maxv)
@@ -789,6 +879,23 @@ static void mask_neon(uint8_t *dst, const uint8_t *src, size_t len,
     FWS_MASK_TAIL(dst, src, i, len, mask, m32);
 }
 
+static int ascii_neon(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    uint8x16_t acc = vdupq_n_u8(0);
+    for (; i + 64 <= n; i += 64) {
+        uint8x16_t a = vorrq_u8(vld1q_u8(s + i), vld1q_u8(s + i + 16));
+        uint8x16_t b = vorrq_u8(vld1q_u8(s + i + 32), vld1q_u8(s + i + 48));
+        if (vmaxvq_u8(vorrq_u8(a, b)) >= 0x80)
+            return 0;
+    }
+    for (; i + 16 <= n; i += 16)
+        acc = vorrq_u8(acc, vld1q_u8(s + i));
+    if (vmaxvq_u8(acc) >= 0x80)
+        return 0;
+    return ascii_portable(s + i, n - i);
+}
+
 static inline uint8x16_t utf8_check_neon(uint8x16_t in, uint8x16_t p1,
                                          uint8x16_t p2, uint8x16_t p3,
                                          uint8x16_t t1, uint8x16_t t2,
@@ -880,13 +987,16 @@ static int utf8_neon(const uint8_t *s, size_t n)
 typedef void (*fws_mask_fn)(uint8_t *, const uint8_t *, size_t,
                             const uint8_t *);
 typedef int (*fws_utf8_fn)(const uint8_t *, size_t);
+typedef int (*fws_ascii_fn)(const uint8_t *, size_t);
 
 static void mask_resolve(uint8_t *d, const uint8_t *s, size_t n,
                          const uint8_t *m);
 static int utf8_resolve(const uint8_t *s, size_t n);
+static int ascii_resolve(const uint8_t *s, size_t n);
 
 static fws_mask_fn g_mask = mask_resolve;
 static fws_utf8_fn g_utf8 = utf8_resolve;
+static fws_ascii_fn g_ascii = ascii_resolve;
 static const char *g_isa = "portable";
 static int g_inited = 0;
 
@@ -895,6 +1005,7 @@ static int fws_select(const char *isa)
     if (strcmp(isa, "portable") == 0) {
         g_mask = mask_portable;
         g_utf8 = utf8_scalar;
+        g_ascii = ascii_portable;
         g_isa = "portable";
         return 0;
     }
@@ -904,18 +1015,21 @@ static int fws_select(const char *isa)
         if (strcmp(isa, "sse2") == 0) {
             g_mask = mask_sse2;
             g_utf8 = (f & FWS_CPU_SSSE3) ? utf8_ssse3 : utf8_scalar;
+            g_ascii = ascii_sse2;
             g_isa = "sse2";
             return 0;
         }
         if (strcmp(isa, "avx2") == 0 && (f & FWS_CPU_AVX2)) {
             g_mask = mask_avx2;
             g_utf8 = utf8_avx2;
+            g_ascii = ascii_avx2;
             g_isa = "avx2";
             return 0;
         }
         if (strcmp(isa, "avx512bw") == 0 && (f & FWS_CPU_AVX512BW)) {
             g_mask = mask_avx512;
             g_utf8 = utf8_avx512;
+            g_ascii = ascii_avx512;
             g_isa = "avx512bw";
             return 0;
         }
@@ -925,6 +1039,7 @@ static int fws_select(const char *isa)
     if (strcmp(isa, "neon") == 0) {
         g_mask = mask_neon;
         g_utf8 = utf8_neon;
+        g_ascii = ascii_neon;
         g_isa = "neon";
         return 0;
     }
@@ -975,6 +1090,12 @@ static void mask_resolve(uint8_t *d, const uint8_t *s, size_t n,
     g_mask(d, s, n, m);
 }
 
+static int ascii_resolve(const uint8_t *s, size_t n)
+{
+    fastws_kernels_init();
+    return g_ascii(s, n);
+}
+
 static int utf8_resolve(const uint8_t *s, size_t n)
 {
     fastws_kernels_init();
@@ -995,6 +1116,36 @@ void fastws_mask(uint8_t *dst, const uint8_t *src, size_t len,
         return;
     }
     g_mask(dst, src, len, mask);
+}
+
+int fastws_is_ascii(const uint8_t *buf, size_t len)
+{
+    if (len < 16)
+        return ascii_portable(buf, len);
+    return g_ascii(buf, len);
+}
+
+int fastws_mask_ascii(uint8_t *dst, const uint8_t *src, size_t len,
+                      const uint8_t mask[4])
+{
+    int ascii = 1;
+    size_t off = 0, n;
+    if (len < FWS_MASK_SCALAR_MAX) {
+        uint8_t acc = 0;
+        for (off = 0; off < len; off++) {
+            dst[off] = (uint8_t)(src[off] ^ mask[off & 3]);
+            acc |= dst[off];
+        }
+        return acc < 0x80;
+    }
+    while (off < len) {
+        n = len - off < FWS_ASCII_BLOCK ? len - off : FWS_ASCII_BLOCK;
+        g_mask(dst + off, src + off, n, mask);
+        if (ascii)
+            ascii = fastws_is_ascii(dst + off, n);
+        off += n;
+    }
+    return ascii;
 }
 
 int fastws_utf8_valid(const uint8_t *buf, size_t len)

@@ -31,6 +31,15 @@ int fastws_kernels_force(const char *isa);
 void fastws_mask(uint8_t *dst, const uint8_t *src, size_t len,
                  const uint8_t mask[4]);
 
+/* 1 if no byte of buf[0..len) has its high bit set (pure ASCII), else 0. */
+int fastws_is_ascii(const uint8_t *buf, size_t len);
+
+/* fastws_mask(dst, src, len, mask), then 1 if the result dst[0..len) is
+ * pure ASCII, else 0.  Works block by block, so that the check reads what
+ * was just written from the L1 cache. */
+int fastws_mask_ascii(uint8_t *dst, const uint8_t *src, size_t len,
+                      const uint8_t mask[4]);
+
 /* 1 if buf[0..len) is entirely valid UTF-8 (RFC 3629), else 0. */
 int fastws_utf8_valid(const uint8_t *buf, size_t len);
 
