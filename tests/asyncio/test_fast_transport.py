@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import random
 import socket
 import ssl
 import struct
@@ -311,3 +312,120 @@ def test_connections_keep_reading_as_they_come_and_go(use_uvloop: bool) -> None:
             await second.close()
 
     run(main, use_uvloop=use_uvloop)
+
+
+def _stream_and_expected(seed: int) -> tuple[bytes, list[Any]]:
+    """Client frames of many sizes and kinds (fragmented text cut inside characters, binary,
+    pings), and the messages an echo server must send back, in order."""
+    rng = random.Random(seed)
+    alphabet = "plain ascii é 中文 😀 "
+    out = bytearray()
+    expected: list[Any] = []
+    for i in range(120):
+        size = rng.choice((0, 5, 125, 126, 2047, 2048, 3000, 9000, 65535, 65536, 70_000))
+        kind = i % 4
+        if kind == 3:
+            out += fastws.build_frame(0x9, b"p%d" % i, mask=os.urandom(4))
+            kind = 0
+        if kind == 0:
+            text = "".join(rng.choice(alphabet) for _ in range(size // 3))
+            data = text.encode()
+            cut = len(data) // 2  # may fall inside a character
+            out += fastws.build_frame(0x1, data[:cut], fin=False, mask=os.urandom(4))
+            out += fastws.build_frame(0x0, data[cut:], mask=os.urandom(4))
+            expected.append(text)
+        elif kind == 1:
+            text = "".join(rng.choice(alphabet) for _ in range(size // 3))
+            out += fastws.build_frame(0x1, text.encode(), mask=os.urandom(4))
+            expected.append(text)
+        else:
+            blob = rng.randbytes(size)
+            out += fastws.build_frame(0x2, blob, mask=os.urandom(4))
+            expected.append(blob)
+    return bytes(out), expected
+
+
+@pytest.mark.parametrize("use_uvloop", [False, True])
+def test_long_reads_parsed_in_place_keep_every_message_intact(use_uvloop: bool) -> None:
+    """Reads of 2 KiB and more reach the parser as a view of the loop's read buffer, which
+    the next read overwrites: frame headers, payloads and characters cut between reads, on
+    connections read in turn through the same buffer, all come back whole."""
+
+    def client(port: int, seed: int, result: list[Any]) -> None:
+        stream, expected = _stream_and_expected(seed)
+        rng = random.Random(seed + 1)
+        with socket.create_connection(("127.0.0.1", port), timeout=8) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.sendall(handshake_request(port))
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += sock.recv(4096)
+            rest = head.split(b"\r\n\r\n", 1)[1]
+            got: list[Any] = []
+            parser = fastws.FrameParser(require_mask=False, max_message_size=None)
+            for item in parser.feed(rest):
+                got.append(item)
+            pos = 0
+            while pos < len(stream):
+                step = rng.choice((1, 7, 2048, 2049, 5000, 40_000, 70_000))
+                sock.sendall(stream[pos : pos + step])
+                pos += step
+                time.sleep(0.0005)
+            sock.settimeout(8)
+            while sum(type(m).__name__ != "Pong" for m in got) < len(expected):
+                chunk = sock.recv(1 << 16)
+                if not chunk:
+                    break
+                got.extend(parser.feed(chunk))
+            result.append([m.data for m in got if type(m).__name__ != "Pong"] == expected)
+
+    async def handler(ws: Any) -> None:
+        ws.on_message = ws.send_nowait
+        await ws.wait_closed()
+
+    async def main() -> None:
+        async with fa.serve(
+            handler, "127.0.0.1", 0, fast_transport=True, max_message_size=None
+        ) as server:
+            result: list[Any] = []
+            threads = [
+                threading.Thread(target=client, args=(server.port, seed, result))
+                for seed in (1, 2, 3)
+            ]
+            for thread in threads:
+                thread.start()
+            while any(thread.is_alive() for thread in threads):
+                await asyncio.sleep(0.01)
+            assert result == [True, True, True]
+
+    run(main, timeout=20, use_uvloop=use_uvloop)
+
+
+def test_long_compressed_messages_read_in_place_come_back_whole() -> None:
+    """permessage-deflate on the in-place reads: the inflater gets copies of the pieces."""
+    rng = random.Random(7)
+    messages = [
+        "".join(rng.choice("abcdefé中 ") for _ in range(rng.choice((10, 3000, 50_000))))
+        for _ in range(40)
+    ]
+
+    async def handler(ws: Any) -> None:
+        assert ws.extensions
+        async for message in ws:
+            await ws.send(message)
+
+    async def talk(server: Any) -> None:
+        async with fa.connect(uri(server), max_message_size=None) as ws:
+            assert ws.extensions
+            for message in messages:
+                await ws.send(message)
+            for message in messages:
+                assert await ws.recv() == message
+
+    async def main() -> None:
+        async with fa.serve(
+            handler, "127.0.0.1", 0, fast_transport=True, max_message_size=None
+        ) as server:
+            await asyncio.gather(talk(server), talk(server))
+
+    run(main, timeout=20)

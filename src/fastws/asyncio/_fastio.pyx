@@ -24,6 +24,7 @@ import socket as _socket
 
 from ..codec import BinaryMessage as _BINARY, TextMessage as _TEXT
 from ..exceptions import InvalidStateError, ProtocolError
+from .._speedups import FrameParser as _CompiledParser
 from ._protocol import WebSocket
 
 # asyncio's selector loops tell the time with time.monotonic(): the same clock is read here
@@ -51,6 +52,8 @@ def send_nowait(self, message):
 
 cdef extern from "Python.h":
     char *PyByteArray_AS_STRING(object)
+    object PyMemoryView_FromMemory(char *mem, Py_ssize_t size, int flags)
+    int PyBUF_READ
 
 cdef extern from "errno.h":
     int EWOULDBLOCK
@@ -108,7 +111,11 @@ cdef extern from "unistd.h" nogil:
 # protocol (as bytes) before anything else can read.
 cdef enum:
     READ_SIZE = 262144
-cdef char _read_buffer[READ_SIZE]
+    # From this many bytes, a read for a WebSocket goes to its parser as a view of the
+    # loop's read buffer rather than as a bytes copy (below, the copy costs less than the
+    # view's creation and release).
+    VIEW_MIN = 2048
+cdef char _read_buffer[READ_SIZE]   # for transports without a _Poller
 
 
 cdef enum:
@@ -147,9 +154,16 @@ cdef class _Poller:
     cdef SocketTransport _direct  # the one reader watched by the loop itself, or None
     cdef Py_ssize_t _users        # transports attached (alive)
     cdef epoll_event _ready[POLL_BATCH]
+    # This loop's read buffer. One per loop, not one per process: a parser may release the
+    # GIL while it reads a view of it (long payloads, zlib), and another thread's loop must
+    # not overwrite it meanwhile.
+    cdef bytearray _buf
+    cdef char *_bufp
 
     def __init__(self, loop):
         self._loop = loop
+        self._buf = bytearray(READ_SIZE)
+        self._bufp = PyByteArray_AS_STRING(self._buf)
         self._readers = {}
         self._direct = None
         self._efd = epoll_create1(EPOLL_CLOEXEC)
@@ -294,6 +308,7 @@ cdef class SocketTransport:
     cdef object _conn
     cdef object _receive_events  # conn.receive_events: receive_data + events in one call
     cdef list _queue             # ws._queue (never replaced, only cleared)
+    cdef bint _view_ok           # conn's parser is the compiled FrameParser (see _deliver)
     cdef object _loop_time       # loop.time, or None to read CLOCK_MONOTONIC from C
 
     def __init__(self, loop, sock, protocol, extra=None):
@@ -343,6 +358,7 @@ cdef class SocketTransport:
         self._conn = conn
         self._receive_events = conn.receive_events
         self._queue = protocol._queue
+        self._view_ok = type(conn._parser) is _CompiledParser
 
     cdef double _now(self) except? -1.0:
         cdef timespec ts
@@ -389,17 +405,20 @@ cdef class SocketTransport:
         nothing read, -1: would block)."""
         cdef ssize_t n
         cdef int err
+        cdef char *buf = _read_buffer
         if self._closing or not self._reading:
             return 0
+        if self._poller is not None:
+            buf = self._poller._bufp
         while True:
-            n = c_recv(self._fd, _read_buffer, READ_SIZE, 0)
+            n = c_recv(self._fd, buf, READ_SIZE, 0)
             if n >= 0 or errno != EINTR:
                 break
         if n > 0:
             if self._ws is not None:
-                self._deliver(PyBytes_FromStringAndSize(_read_buffer, n))
+                self._deliver(buf, n, self._poller is not None and self._view_ok)
             else:
-                self._data_received(PyBytes_FromStringAndSize(_read_buffer, n))
+                self._data_received(PyBytes_FromStringAndSize(buf, n))
         elif n == 0:
             self._on_eof()
         else:
@@ -409,19 +428,29 @@ cdef class SocketTransport:
                 return 0
         return n
 
-    cdef _deliver(self, bytes data):
+    cdef _deliver(self, char *p, Py_ssize_t n, bint may_view):
         """``WebSocket.data_received`` in C: the same calls into the connection and the
         WebSocket, in the same order, without its Python frame. While the ``on_message``
         callbacks of one read run, their ``send_nowait`` calls only frame (the WebSocket is
-        corked); what they framed goes out in one ``send`` when the read is done."""
+        corked); what they framed goes out in one ``send`` when the read is done.
+
+        ``p[:n]`` is what was read. With ``may_view`` (``p`` is the loop's own buffer and the
+        parser is the compiled one, which copies whatever it keeps), a long read reaches the
+        parser as a view of it, released as soon as the parser returns: no bytes copy."""
         cdef object ws = self._ws
         cdef object conn = self._conn
         cdef list events
         cdef bint other = False, queued = False
+        cdef object data
         # conn.receive_events(data, now), its fast path repeated here (keep them in step):
         # while the connection is open with no events waiting, the parser's items are the
         # events, and the time is read only if a control frame or an error needs it.
         if conn._fast and PyList_GET_SIZE(conn._events) == 0:
+            if may_view and n >= VIEW_MIN:
+                data = PyMemoryView_FromMemory(p, n, PyBUF_READ)
+            else:
+                data = PyBytes_FromStringAndSize(p, n)
+                may_view = False
             try:
                 events = conn._feed(data)
             except ProtocolError as exc:
@@ -431,8 +460,11 @@ cdef class SocketTransport:
                 if conn._parser.controls:
                     conn._handle_items(events, self._now())
                     events = conn.events()
+            finally:
+                if may_view:
+                    data.release()
         else:
-            events = self._receive_events(data, self._now())
+            events = self._receive_events(PyBytes_FromStringAndSize(p, n), self._now())
         if PyList_GET_SIZE(events) == 0:
             if conn.should_close_transport:
                 ws._after()
