@@ -737,5 +737,10 @@ class FrameWriter:
         self._out.clear()
         return out
 
+    def _take_parts(self) -> bytes:
+        """Like :meth:`take` (the compiled twin may return a large frame as its header and
+        payload, for a transport's writev)."""
+        return self.take()
+
     def __len__(self) -> int:
         return len(self._out)

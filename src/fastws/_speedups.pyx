@@ -1112,6 +1112,15 @@ def build_frame(opcode, payload, *, fin=True, rsv=0, mask=None):
     return frame
 
 
+cdef inline const uint8_t *_body_data(object body, Py_ssize_t *n):
+    """The bytes of a payload waiting in a FrameWriter (a bytes or an ASCII str object)."""
+    if type(body) is str:
+        n[0] = PyUnicode_GET_LENGTH(body)
+        return <const uint8_t *>PyUnicode_DATA(body)
+    n[0] = PyBytes_GET_SIZE(body)
+    return <const uint8_t *>PyBytes_AS_STRING(body)
+
+
 cdef class FrameWriter:
     """Send side: frames appended to one output buffer, taken out with ``take``.
 
@@ -1128,12 +1137,20 @@ cdef class FrameWriter:
     # take() returns as it is: one copy of the payload fewer. Any later append moves it into
     # the buffer first, so the order of frames is kept.
     cdef bytes _whole
+    # Or, unmasked with an immutable payload (bytes, ASCII str), not built at all: its header
+    # and the payload object wait side by side, for _take_parts to hand out as they are (a
+    # transport writes both with one writev: no copy of the payload in user space) or take()
+    # to join. The same rule applies: a later append moves it into the buffer first.
+    cdef bytes _head
+    cdef object _body
 
     def __cinit__(self):
         self._buf = NULL
         self._len = 0
         self._cap = 0
         self._whole = None
+        self._head = None
+        self._body = None
 
     def __init__(self, *, mask=False):
         self._masked = bool(mask)
@@ -1161,7 +1178,9 @@ cdef class FrameWriter:
 
     cdef int _append(self, int b0, const uint8_t *data, Py_ssize_t n) except -1:
         cdef bytes whole = self._whole
-        if whole is not None:
+        if self._head is not None:
+            self._unpark(14 + n)
+        elif whole is not None:
             self._reserve(PyBytes_GET_SIZE(whole) + 14 + n)
             memcpy(self._buf + self._len, PyBytes_AS_STRING(whole), PyBytes_GET_SIZE(whole))
             self._len += PyBytes_GET_SIZE(whole)
@@ -1173,6 +1192,34 @@ cdef class FrameWriter:
             return 0
         self._reserve(14 + n)
         self._len += self._put(self._buf + self._len, b0, data, n)
+        return 0
+
+    cdef int _append_object(self, int b0, object obj, const uint8_t *data,
+                            Py_ssize_t n) except -1:
+        """_append for a payload held by the immutable ``obj``: a large unmasked frame on an
+        empty writer waits as (header, ``obj``) instead of being built."""
+        cdef uint8_t header[10]
+        if (self._masked or n < WHOLE_FRAME_MIN or self._len or self._whole is not None
+                or self._head is not None):
+            return self._append(b0, data, n)
+        self._head = PyBytes_FromStringAndSize(<char *>header, _write_header(header, b0, n, False))
+        self._body = obj
+        return 0
+
+    cdef int _unpark(self, Py_ssize_t extra) except -1:
+        """Move the waiting (header, payload) frame into the buffer, with room for ``extra``
+        more bytes."""
+        cdef bytes head = self._head
+        cdef const uint8_t *data
+        cdef Py_ssize_t n
+        data = _body_data(self._body, &n)
+        self._reserve(PyBytes_GET_SIZE(head) + n + extra)
+        memcpy(self._buf + self._len, PyBytes_AS_STRING(head), PyBytes_GET_SIZE(head))
+        self._len += PyBytes_GET_SIZE(head)
+        memcpy(self._buf + self._len, data, <size_t>n)
+        self._len += n
+        self._head = None
+        self._body = None
         return 0
 
     def frame(self, opcode, payload, fin=True, rsv=0):
@@ -1188,11 +1235,12 @@ cdef class FrameWriter:
         if type(payload) is not str:
             self.frame(OP_TEXT, payload)
         elif PyUnicode_IS_ASCII(payload):
-            self._append(0x81, <const uint8_t *>PyUnicode_DATA(payload),
-                         PyUnicode_GET_LENGTH(payload))
+            self._append_object(0x81, payload, <const uint8_t *>PyUnicode_DATA(payload),
+                                PyUnicode_GET_LENGTH(payload))
         else:
             raw = PyUnicode_AsUTF8String(payload)
-            self._append(0x81, <const uint8_t *>PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
+            self._append_object(0x81, raw, <const uint8_t *>PyBytes_AS_STRING(raw),
+                                PyBytes_GET_SIZE(raw))
 
     def binary(self, payload):
         """Append a whole binary message in one frame."""
@@ -1200,8 +1248,8 @@ cdef class FrameWriter:
         if type(payload) is str:
             self.frame(OP_BINARY, payload)
         elif type(payload) is bytes:
-            self._append(0x82, <const uint8_t *>PyBytes_AS_STRING(payload),
-                         PyBytes_GET_SIZE(payload))
+            self._append_object(0x82, payload, <const uint8_t *>PyBytes_AS_STRING(payload),
+                                PyBytes_GET_SIZE(payload))
             return
         else:
             _get_buffer(payload, &view, False)
@@ -1213,7 +1261,9 @@ cdef class FrameWriter:
     def take(self):
         """Return the bytes written so far and empty the buffer."""
         cdef bytes out = self._whole
-        if out is not None:
+        if self._head is not None:
+            self._unpark(0)
+        elif out is not None:
             self._whole = None
             return out
         out = PyBytes_FromStringAndSize(<char *>self._buf, self._len)
@@ -1224,5 +1274,23 @@ cdef class FrameWriter:
             self._cap = 0
         return out
 
+    def _take_parts(self):
+        """Like :meth:`take`, for a transport that writes several buffers in one system call:
+        a large frame waiting unbuilt comes out as its ``(header, payload)`` pair, the
+        payload being the ``bytes`` or ASCII ``str`` object given to :meth:`text` or
+        :meth:`binary`; anything else as take() returns it. The pure-Python codec always
+        returns bytes."""
+        cdef tuple parts
+        if self._head is None:
+            return self.take()
+        parts = (self._head, self._body)
+        self._head = None
+        self._body = None
+        return parts
+
     def __len__(self):
+        cdef Py_ssize_t n
+        if self._head is not None:
+            _body_data(self._body, &n)
+            return PyBytes_GET_SIZE(self._head) + n
         return self._len if self._whole is None else PyBytes_GET_SIZE(self._whole)

@@ -429,3 +429,76 @@ def test_long_compressed_messages_read_in_place_come_back_whole() -> None:
             await asyncio.gather(talk(server), talk(server))
 
     run(main, timeout=20)
+
+
+def _slow_reader(port: int, requests: list[bytes], count: int, result: list[Any]) -> None:
+    """Send each request in its own write, wait without reading (the server's writes fill
+    the socket buffers and then its own), then read and parse ``count`` messages."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
+        sock.sendall(handshake_request(port))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(1)
+        for request in requests:
+            sock.sendall(request)
+            time.sleep(0.02)
+        time.sleep(0.5)
+        parser = fastws.FrameParser(require_mask=False, max_message_size=None)
+        got: list[Any] = []
+        while len(got) < count:
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                break
+            got.extend(item.data for item in parser.feed(chunk))
+        result.append(got)
+
+
+_LARGE_REPLIES = [
+    "a" * 9000,
+    b"\x01" * 10,
+    "é中" * 100_000,
+    bytes(range(256)) * 4096,
+    "z" * 8192,
+    "small",
+    b"\x02" * 3_000_000,
+    "y" * 2_000_000,
+]
+
+
+@pytest.mark.parametrize("use_uvloop", [False, True])
+@pytest.mark.parametrize("mode", ["callback", "handler"])
+def test_large_frames_sent_unbuilt_reach_a_slow_reader_whole_and_in_order(
+    use_uvloop: bool, mode: str
+) -> None:
+    """A large frame goes out as its header and payload in one sendmsg: what the socket does
+    not take (a reader that waits) is kept, in order with what follows, header included."""
+    replies = _LARGE_REPLIES
+
+    async def handler(ws: Any) -> None:
+        if mode == "callback":
+            ws.on_message = lambda message: ws.send_nowait(replies[int(message)])
+        else:
+            await ws.recv()
+            for reply in replies:
+                ws.send_nowait(reply)
+        await ws.wait_closed()
+
+    if mode == "callback":
+        requests = [masked_frame(0x1, str(i).encode()) for i in range(len(replies))]
+    else:
+        requests = [masked_frame(0x1, b"go")]
+
+    async def main() -> None:
+        async with fa.serve(handler, "127.0.0.1", 0, fast_transport=True) as server:
+            result: list[Any] = []
+            thread = threading.Thread(
+                target=_slow_reader, args=(server.port, requests, len(replies), result)
+            )
+            thread.start()
+            while thread.is_alive():
+                await asyncio.sleep(0.01)
+            assert result == [replies]
+
+    run(main, timeout=20, use_uvloop=use_uvloop)

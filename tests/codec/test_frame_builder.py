@@ -238,6 +238,60 @@ def test_frame_writer_keeps_order_and_length_around_large_frames(codec, sizes, t
     assert len(writer) == 0 and writer.take() == b""
 
 
+def _joined(parts):
+    if type(parts) is bytes:
+        return parts
+    head, body = parts
+    return head + (body.encode("ascii") if type(body) is str else body)
+
+
+@pytest.mark.parametrize("mask", [False, True])
+def test_take_parts_is_take_with_a_large_frame_left_unbuilt(codec, mask):
+    """_take_parts gives what take() would, with a large unmasked bytes or str payload as it
+    was given (after its header) instead of copied into a frame; order and length hold."""
+    writer = codec.FrameWriter(mask=mask)
+    parser = codec.FrameParser(require_mask=mask, max_message_size=None)
+    big = bytes(range(256)) * 40
+    payloads = [
+        big,
+        big.decode("latin-1").encode("ascii", "replace").decode(),
+        "é" * 6000,
+        bytearray(big),
+        memoryview(big),
+        b"small",
+    ]
+    for payload in payloads:
+        kind = type(payload)
+        (writer.text if kind is str else writer.binary)(payload)
+        size = len(writer)
+        parts = writer._take_parts()
+        assert len(_joined(parts)) == size and len(writer) == 0
+        (message,) = parser.feed(_joined(parts))
+        assert message.data == (bytes(payload) if kind in (bytearray, memoryview) else payload)
+        unbuilt = codec.__name__ == "fastws._speedups" and not mask and kind in (bytes, str)
+        unbuilt = unbuilt and len(payload.encode() if kind is str else payload) >= 8192
+        assert (type(parts) is tuple) is unbuilt, kind
+        if unbuilt and payload.isascii():
+            assert parts[1] is payload
+    # A mutable payload is copied when appended: changing it later changes nothing.
+    data = bytearray(b"a" * 10_000)
+    writer.binary(data)
+    data[:] = b"b" * 10_000
+    assert [m.data for m in parser.feed(_joined(writer._take_parts()))] == [b"a" * 10_000]
+    # Frames appended behind an unbuilt one follow it; take() joins.
+    writer.binary(big)
+    writer.text("after")
+    writer.frame(OP_PING, b"p")
+    parts = writer._take_parts()
+    assert type(parts) is bytes
+    items = parser.feed(parts)
+    assert [items[0].data, items[1].data, items[2].payload] == [big, "after", b"p"]
+    writer.text("x" * 9000)
+    assert len(writer) == (8 if mask else 4) + 9000
+    assert [m.data for m in parser.feed(writer.take())] == ["x" * 9000]
+    assert writer._take_parts() == b"" and writer.take() == b""
+
+
 def test_masking_frame_writer_masks_large_frames_alone_or_in_a_batch(codec):
     writer = codec.FrameWriter(mask=True)
     parser = codec.FrameParser(require_mask=True, max_message_size=None)

@@ -16,6 +16,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.list cimport PyList_GET_SIZE
 from libc.errno cimport errno, EAGAIN, EINTR
+from libc.string cimport memcpy, memset
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 import asyncio
@@ -24,7 +25,7 @@ import socket as _socket
 
 from ..codec import BinaryMessage as _BINARY, TextMessage as _TEXT
 from ..exceptions import InvalidStateError, ProtocolError
-from .._speedups import FrameParser as _CompiledParser
+from .._speedups import FrameParser as _CompiledParser, FrameWriter as _CompiledWriter
 from ._protocol import WebSocket
 
 # asyncio's selector loops tell the time with time.monotonic(): the same clock is read here
@@ -47,11 +48,19 @@ def send_nowait(self, message):
         self._raise_closed()
         raise
     if not self._corked:
-        self._transport.write(conn.data_to_send())
+        transport = self._transport
+        if type(transport) is SocketTransport and (<SocketTransport>transport)._conn is conn:
+            (<SocketTransport>transport)._send_frames()
+        else:
+            transport.write(conn.data_to_send())
 
 
 cdef extern from "Python.h":
     char *PyByteArray_AS_STRING(object)
+    int PyByteArray_Resize(object, Py_ssize_t) except -1
+    bint PyUnicode_IS_ASCII(object)
+    void *PyUnicode_DATA(object)
+    Py_ssize_t PyUnicode_GET_LENGTH(object)
     object PyMemoryView_FromMemory(char *mem, Py_ssize_t size, int flags)
     int PyBUF_READ
 
@@ -61,9 +70,23 @@ cdef extern from "errno.h":
 cdef extern from "sys/types.h":
     ctypedef long ssize_t
 
+cdef extern from "sys/uio.h" nogil:
+    struct iovec:
+        void *iov_base
+        size_t iov_len
+
 cdef extern from "sys/socket.h" nogil:
+    struct msghdr:
+        void *msg_name
+        int msg_namelen
+        iovec *msg_iov
+        size_t msg_iovlen
+        void *msg_control
+        size_t msg_controllen
+        int msg_flags
     ssize_t c_recv "recv" (int fd, void *buf, size_t n, int flags)
     ssize_t c_send "send" (int fd, const void *buf, size_t n, int flags)
+    ssize_t c_sendmsg "sendmsg" (int fd, const msghdr *msg, int flags)
     int MSG_NOSIGNAL
 
 cdef extern from *:
@@ -107,8 +130,9 @@ cdef extern from *:
 cdef extern from "unistd.h" nogil:
     int c_close "close" (int fd)
 
-# Bytes read per recv: one buffer for the whole process, since a read is handed to the
-# protocol (as bytes) before anything else can read.
+# Bytes read per recv. Transports read into their loop's buffer (_Poller._buf); the one
+# below serves those without a _Poller, whose reads are always copied into bytes before
+# anything else can run.
 cdef enum:
     READ_SIZE = 262144
     # From this many bytes, a read for a WebSocket goes to its parser as a view of the
@@ -309,6 +333,8 @@ cdef class SocketTransport:
     cdef object _receive_events  # conn.receive_events: receive_data + events in one call
     cdef list _queue             # ws._queue (never replaced, only cleared)
     cdef bint _view_ok           # conn's parser is the compiled FrameParser (see _deliver)
+    cdef object _conn_take       # conn._take, the writer's take (see _send_frames)
+    cdef object _take_parts      # the compiled writer's _take_parts, or None
     cdef object _loop_time       # loop.time, or None to read CLOCK_MONOTONIC from C
 
     def __init__(self, loop, sock, protocol, extra=None):
@@ -359,6 +385,9 @@ cdef class SocketTransport:
         self._receive_events = conn.receive_events
         self._queue = protocol._queue
         self._view_ok = type(conn._parser) is _CompiledParser
+        self._conn_take = conn._take
+        writer = getattr(conn._take, "__self__", None)
+        self._take_parts = writer._take_parts if type(writer) is _CompiledWriter else None
 
     cdef double _now(self) except? -1.0:
         cdef timespec ts
@@ -489,9 +518,7 @@ cdef class SocketTransport:
             return
         if callback is not None:
             ws._corked = False
-            out = conn.data_to_send()
-            if PyBytes_GET_SIZE(out):
-                self._write(out)
+            self._send_frames()
         if other:
             ws._dispatch(events)
             ws._after()
@@ -555,14 +582,93 @@ cdef class SocketTransport:
         finally:
             PyBuffer_Release(&view)
 
+    cdef _send_frames(self):
+        """Write ``conn.data_to_send()``; a large frame the writer left unbuilt goes out as
+        its header and payload in one ``sendmsg`` (no copy of the payload)."""
+        cdef object conn = self._conn
+        if self._take_parts is not None and conn.data_to_send is self._conn_take:
+            out = self._take_parts()
+            if type(out) is tuple:
+                self._write_parts(out)
+                return
+        else:
+            out = conn.data_to_send()
+        if PyBytes_GET_SIZE(out):
+            self._write(out)
+
+    cdef _write_parts(self, tuple parts):
+        """``write(head + body)`` without joining them (``body``: bytes or an ASCII str)."""
+        cdef bytes head = parts[0]
+        cdef object body = parts[1]
+        cdef const char *bp
+        cdef Py_ssize_t bn, hn = PyBytes_GET_SIZE(head)
+        cdef ssize_t n
+        cdef iovec iov[2]
+        cdef msghdr msg
+        if self._eof_pending or self._eof_sent:
+            raise RuntimeError("cannot call write() after write_eof()")
+        if self._closing:
+            return
+        if type(body) is str and not PyUnicode_IS_ASCII(body):
+            body = body.encode()  # not what the writer hands out; kept correct all the same
+        if type(body) is str:
+            bp = <const char *>PyUnicode_DATA(body)
+            bn = PyUnicode_GET_LENGTH(body)
+        else:
+            bp = PyBytes_AS_STRING(body)
+            bn = PyBytes_GET_SIZE(body)
+        if len(self._pending):
+            self._pending += head
+            self._pend(bp, bn)
+            self._check_high()
+            return
+        memset(&msg, 0, sizeof(msg))
+        iov[0].iov_base = <void *>PyBytes_AS_STRING(head)
+        iov[0].iov_len = <size_t>hn
+        iov[1].iov_base = <void *>bp
+        iov[1].iov_len = <size_t>bn
+        msg.msg_iov = iov
+        msg.msg_iovlen = 2
+        while True:
+            n = c_sendmsg(self._fd, &msg, MSG_NOSIGNAL)
+            if n >= 0 or errno != EINTR:
+                break
+        if n == hn + bn:
+            return
+        n = self._sent(n, errno)
+        if n < 0:
+            return
+        if n < hn:
+            self._pend(PyBytes_AS_STRING(head) + n, hn - n)
+            n = 0
+        else:
+            n -= hn
+        self._pend(bp + n, bn - n)
+        self._add_writer()
+        self._check_high()
+
+    cdef _pend(self, const char *p, Py_ssize_t n):
+        """Append ``p[:n]`` to what waits to be written."""
+        cdef Py_ssize_t old = len(self._pending)
+        PyByteArray_Resize(self._pending, old + n)
+        memcpy(PyByteArray_AS_STRING(self._pending) + old, p, <size_t>n)
+
+    cdef ssize_t _sent(self, ssize_t n, int err) except -2:
+        """What a send that returned ``n`` (``errno`` ``err``) wrote: ``n``, 0 if it would
+        have blocked, or -1 if it failed (the connection is then lost)."""
+        if n >= 0:
+            return n
+        if err != EAGAIN and err != EWOULDBLOCK:
+            self._fatal(OSError(err, os.strerror(err)))
+            return -1
+        return 0
+
     cdef _after_send(self, data, ssize_t n, Py_ssize_t size, int err):
         if n == size:
             return
+        n = self._sent(n, err)
         if n < 0:
-            if err != EAGAIN and err != EWOULDBLOCK:
-                self._fatal(OSError(err, os.strerror(err)))
-                return
-            n = 0
+            return
         self._pending += memoryview(data)[n:]
         self._add_writer()
         self._check_high()
