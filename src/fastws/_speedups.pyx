@@ -1261,9 +1261,19 @@ cdef class FrameWriter:
     def take(self):
         """Return the bytes written so far and empty the buffer."""
         cdef bytes out = self._whole
+        cdef const uint8_t *data
+        cdef Py_ssize_t n, h
         if self._head is not None:
-            self._unpark(0)
-        elif out is not None:
+            # Joined in one copy, into the bytes returned.
+            data = _body_data(self._body, &n)
+            h = PyBytes_GET_SIZE(self._head)
+            out = PyBytes_FromStringAndSize(NULL, h + n)
+            memcpy(PyBytes_AS_STRING(out), PyBytes_AS_STRING(self._head), <size_t>h)
+            memcpy(PyBytes_AS_STRING(out) + h, data, <size_t>n)
+            self._head = None
+            self._body = None
+            return out
+        if out is not None:
             self._whole = None
             return out
         out = PyBytes_FromStringAndSize(<char *>self._buf, self._len)
