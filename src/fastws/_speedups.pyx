@@ -1121,6 +1121,8 @@ cdef inline const uint8_t *_body_data(object body, Py_ssize_t *n):
     return <const uint8_t *>PyBytes_AS_STRING(body)
 
 
+# Holds bytes, and a tuple of bytes and a str or bytes: nothing that can be part of a cycle.
+@cython.no_gc
 cdef class FrameWriter:
     """Send side: frames appended to one output buffer, taken out with ``take``.
 
@@ -1137,20 +1139,18 @@ cdef class FrameWriter:
     # take() returns as it is: one copy of the payload fewer. Any later append moves it into
     # the buffer first, so the order of frames is kept.
     cdef bytes _whole
-    # Or, unmasked with an immutable payload (bytes, ASCII str), not built at all: its header
-    # and the payload object wait side by side, for _take_parts to hand out as they are (a
-    # transport writes both with one writev: no copy of the payload in user space) or take()
-    # to join. The same rule applies: a later append moves it into the buffer first.
-    cdef bytes _head
-    cdef object _body
+    # Or, unmasked with an immutable payload (bytes, ASCII str), not built at all: the pair
+    # (header bytes, payload object) waits, for _take_parts to hand out as it is (a transport
+    # writes both with one writev: no copy of the payload in user space) or take() to join.
+    # The same rule applies: a later append moves it into the buffer first.
+    cdef tuple _parked
 
     def __cinit__(self):
         self._buf = NULL
         self._len = 0
         self._cap = 0
         self._whole = None
-        self._head = None
-        self._body = None
+        self._parked = None
 
     def __init__(self, *, mask=False):
         self._masked = bool(mask)
@@ -1178,7 +1178,7 @@ cdef class FrameWriter:
 
     cdef int _append(self, int b0, const uint8_t *data, Py_ssize_t n) except -1:
         cdef bytes whole = self._whole
-        if self._head is not None:
+        if self._len == 0 and self._parked is not None:  # a frame waits only in an empty writer
             self._unpark(14 + n)
         elif whole is not None:
             self._reserve(PyBytes_GET_SIZE(whole) + 14 + n)
@@ -1200,26 +1200,25 @@ cdef class FrameWriter:
         empty writer waits as (header, ``obj``) instead of being built."""
         cdef uint8_t header[10]
         if (self._masked or n < WHOLE_FRAME_MIN or self._len or self._whole is not None
-                or self._head is not None):
+                or self._parked is not None):
             return self._append(b0, data, n)
-        self._head = PyBytes_FromStringAndSize(<char *>header, _write_header(header, b0, n, False))
-        self._body = obj
+        self._parked = (
+            PyBytes_FromStringAndSize(<char *>header, _write_header(header, b0, n, False)), obj)
         return 0
 
     cdef int _unpark(self, Py_ssize_t extra) except -1:
         """Move the waiting (header, payload) frame into the buffer, with room for ``extra``
         more bytes."""
-        cdef bytes head = self._head
+        cdef bytes head = self._parked[0]
         cdef const uint8_t *data
         cdef Py_ssize_t n
-        data = _body_data(self._body, &n)
+        data = _body_data(self._parked[1], &n)
         self._reserve(PyBytes_GET_SIZE(head) + n + extra)
         memcpy(self._buf + self._len, PyBytes_AS_STRING(head), PyBytes_GET_SIZE(head))
         self._len += PyBytes_GET_SIZE(head)
         memcpy(self._buf + self._len, data, <size_t>n)
         self._len += n
-        self._head = None
-        self._body = None
+        self._parked = None
         return 0
 
     def frame(self, opcode, payload, fin=True, rsv=0):
@@ -1235,8 +1234,12 @@ cdef class FrameWriter:
         if type(payload) is not str:
             self.frame(OP_TEXT, payload)
         elif PyUnicode_IS_ASCII(payload):
-            self._append_object(0x81, payload, <const uint8_t *>PyUnicode_DATA(payload),
-                                PyUnicode_GET_LENGTH(payload))
+            if PyUnicode_GET_LENGTH(payload) < WHOLE_FRAME_MIN:  # the common case, first
+                self._append(0x81, <const uint8_t *>PyUnicode_DATA(payload),
+                             PyUnicode_GET_LENGTH(payload))
+            else:
+                self._append_object(0x81, payload, <const uint8_t *>PyUnicode_DATA(payload),
+                                    PyUnicode_GET_LENGTH(payload))
         else:
             raw = PyUnicode_AsUTF8String(payload)
             self._append_object(0x81, raw, <const uint8_t *>PyBytes_AS_STRING(raw),
@@ -1248,8 +1251,12 @@ cdef class FrameWriter:
         if type(payload) is str:
             self.frame(OP_BINARY, payload)
         elif type(payload) is bytes:
-            self._append_object(0x82, payload, <const uint8_t *>PyBytes_AS_STRING(payload),
-                                PyBytes_GET_SIZE(payload))
+            if PyBytes_GET_SIZE(payload) < WHOLE_FRAME_MIN:
+                self._append(0x82, <const uint8_t *>PyBytes_AS_STRING(payload),
+                             PyBytes_GET_SIZE(payload))
+            else:
+                self._append_object(0x82, payload, <const uint8_t *>PyBytes_AS_STRING(payload),
+                                    PyBytes_GET_SIZE(payload))
             return
         else:
             _get_buffer(payload, &view, False)
@@ -1263,15 +1270,16 @@ cdef class FrameWriter:
         cdef bytes out = self._whole
         cdef const uint8_t *data
         cdef Py_ssize_t n, h
-        if self._head is not None:
+        cdef bytes head
+        if self._parked is not None:
             # Joined in one copy, into the bytes returned.
-            data = _body_data(self._body, &n)
-            h = PyBytes_GET_SIZE(self._head)
+            head = self._parked[0]
+            data = _body_data(self._parked[1], &n)
+            h = PyBytes_GET_SIZE(head)
             out = PyBytes_FromStringAndSize(NULL, h + n)
-            memcpy(PyBytes_AS_STRING(out), PyBytes_AS_STRING(self._head), <size_t>h)
+            memcpy(PyBytes_AS_STRING(out), PyBytes_AS_STRING(head), <size_t>h)
             memcpy(PyBytes_AS_STRING(out) + h, data, <size_t>n)
-            self._head = None
-            self._body = None
+            self._parked = None
             return out
         if out is not None:
             self._whole = None
@@ -1290,17 +1298,15 @@ cdef class FrameWriter:
         payload being the ``bytes`` or ASCII ``str`` object given to :meth:`text` or
         :meth:`binary`; anything else as take() returns it. The pure-Python codec always
         returns bytes."""
-        cdef tuple parts
-        if self._head is None:
+        cdef tuple parts = self._parked
+        if parts is None:
             return self.take()
-        parts = (self._head, self._body)
-        self._head = None
-        self._body = None
+        self._parked = None
         return parts
 
     def __len__(self):
         cdef Py_ssize_t n
-        if self._head is not None:
-            _body_data(self._body, &n)
-            return PyBytes_GET_SIZE(self._head) + n
+        if self._parked is not None:
+            _body_data(self._parked[1], &n)
+            return PyBytes_GET_SIZE(self._parked[0]) + n
         return self._len if self._whole is None else PyBytes_GET_SIZE(self._whole)

@@ -379,6 +379,8 @@ cdef class SocketTransport:
         conn = getattr(protocol, "_conn", None) if isinstance(protocol, WebSocket) else None
         if conn is None or type(protocol).data_received is not WebSocket.data_received:
             self._ws = self._conn = self._receive_events = self._queue = None
+            self._conn_take = self._take_parts = None
+            self._view_ok = False
             return
         self._ws = protocol
         self._conn = conn
@@ -798,6 +800,7 @@ cdef class SocketTransport:
             self._protocol = None
             self._data_received = None
             self._ws = self._conn = self._receive_events = self._queue = None
+            self._conn_take = self._take_parts = None
             self._on_readable_cb = None
             self._on_writable_cb = None
 
