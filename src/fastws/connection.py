@@ -52,6 +52,7 @@ from .handshake import (
     generate_key,
     parse_uri,
     rejection,
+    wants_upgrade,
 )
 
 __all__ = ["ClientConnection", "Data", "InvalidStateError", "ServerConnection"]
@@ -689,6 +690,10 @@ class ServerConnection(_Connection):
             None for forever.
         max_header_size: the largest request head, in bytes.
         max_headers: the largest number of header fields.
+        http_requests: also hand plain HTTP ``GET`` requests (without ``Upgrade:
+            websocket``) to the application as a :class:`Request` whose ``upgrade`` is False,
+            to be answered with ``reject`` (a health check's 200, a redirect, a page), rather
+            than answering them 400 itself.
 
     Sending whole messages:
         ``send_text(data)`` sends a text message in one frame; ``data`` is ``str``, or
@@ -708,7 +713,14 @@ class ServerConnection(_Connection):
             None.
     """
 
-    __slots__ = ("_request", "_accept", "_origins", "_subprotocols", "_extension_factories")
+    __slots__ = (
+        "_request",
+        "_accept",
+        "_origins",
+        "_subprotocols",
+        "_extension_factories",
+        "_http_requests",
+    )
 
     _is_server = True
 
@@ -727,6 +739,7 @@ class ServerConnection(_Connection):
         close_timeout: Optional[float] = 10.0,
         max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
         max_headers: int = DEFAULT_MAX_HEADERS,
+        http_requests: bool = False,
         _codec: Optional[ModuleType] = None,
     ) -> None:
         super().__init__(
@@ -749,6 +762,7 @@ class ServerConnection(_Connection):
         self._subprotocols = tuple(subprotocols)
         # Kept for the extension interface (a later addition): nothing is negotiated yet.
         self._extension_factories = tuple(extensions)
+        self._http_requests = bool(http_requests)
 
     def accept(
         self,
@@ -767,13 +781,18 @@ class ServerConnection(_Connection):
                 ``handle_timer``).
 
         Raises:
-            InvalidStateError: no request is waiting for an answer.
+            InvalidStateError: no request is waiting for an answer, or it is a plain HTTP
+                request (``Request.upgrade`` is False), which only ``reject`` answers.
             ValueError: the client did not offer ``subprotocol``, or a header is invalid.
         """
         request = self._request
         if request is None or self._state is not _CONNECTING:
             raise InvalidStateError(
                 f"cannot accept() in state {self._state.name}: no request is waiting"
+            )
+        if not request.upgrade:
+            raise InvalidStateError(
+                "cannot accept() a plain HTTP request (no Upgrade: websocket): reject() it"
             )
         if subprotocol is None:
             subprotocol = request.subprotocol
@@ -870,9 +889,14 @@ class ServerConnection(_Connection):
         del buf[:end]
         try:
             method, target, headers = parse_request_head(head, self._options[5])
-            request, accept = check_request(
-                method, target, headers, origins=self._origins, subprotocols=self._subprotocols
-            )
+            if self._http_requests and method == "GET" and not wants_upgrade(headers):
+                # Plain HTTP: a Request the application answers itself (reject, any status).
+                request = Request(target, headers, host=headers.get("Host") or "", upgrade=False)
+                accept = ""
+            else:
+                request, accept = check_request(
+                    method, target, headers, origins=self._origins, subprotocols=self._subprotocols
+                )
         except HTTPError as exc:
             self._auto_reject(InvalidHandshake(exc.reason, exc.status))
             return
@@ -880,7 +904,7 @@ class ServerConnection(_Connection):
             self._auto_reject(exc)
             return
         if (headers.get("Content-Length") or "0").strip() != "0" or "Transfer-Encoding" in headers:
-            self._auto_reject(InvalidHandshake("the opening handshake cannot have a body", 400))
+            self._auto_reject(InvalidHandshake("a GET request cannot have a body", 400))
             return
         self._request = request
         self._accept = accept

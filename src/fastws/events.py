@@ -63,9 +63,22 @@ class Request(_Event):
         host: the ``Host`` header.
         subprotocol: the subprotocol ``accept()`` picks when not told otherwise: the first of
             the server's ``subprotocols`` option that the client offers, or None.
+        upgrade: True for an opening handshake. False for a plain HTTP ``GET`` (no
+            ``Upgrade: websocket``: a health check, a browser visiting the URL), which a
+            server sees only when it asks for them (``http_requests=True``); answer it with
+            ``reject`` and any status, 200 included (``accept`` cannot upgrade it).
     """
 
-    __slots__ = ("path", "headers", "subprotocols", "extensions", "origin", "host", "subprotocol")
+    __slots__ = (
+        "path",
+        "headers",
+        "subprotocols",
+        "extensions",
+        "origin",
+        "host",
+        "subprotocol",
+        "upgrade",
+    )
 
     def __init__(
         self,
@@ -76,6 +89,7 @@ class Request(_Event):
         origin: Optional[str] = None,
         host: str = "",
         subprotocol: Optional[str] = None,
+        upgrade: bool = True,
     ) -> None:
         self.path = path
         self.headers = headers
@@ -84,6 +98,7 @@ class Request(_Event):
         self.origin = origin
         self.host = host
         self.subprotocol = subprotocol
+        self.upgrade = upgrade
 
 
 class Accepted(_Event):

@@ -51,6 +51,7 @@ __all__ = [
     "extension_offer",
     "generate_key",
     "parse_uri",
+    "wants_upgrade",
 ]
 
 #: RFC 6455 1.3: the GUID appended to the key before hashing.
@@ -232,6 +233,11 @@ def build_request(
         lines.append(f"Authorization: Basic {token}")
     lines.extend(f"{name}: {value}" for name, value in extra)
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def wants_upgrade(headers: Headers) -> bool:
+    """Whether a request asks to switch to WebSocket (its ``Upgrade`` header names it)."""
+    return _has_token(headers, "Upgrade", "websocket")
 
 
 def _has_token(headers: Headers, name: str, token: str) -> bool:

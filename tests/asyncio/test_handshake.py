@@ -188,3 +188,53 @@ def test_bad_uri_and_options_fail_early() -> None:
         fa.connect("http://example.com/")
     with pytest.raises(ValueError):
         fa.serve(echo, "127.0.0.1", 0, max_queue=0)
+
+
+async def _http_get(port: int, path: str) -> bytes:
+    """A plain HTTP/1.1 GET, as a load balancer's health check sends it; the whole answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    answer = await asyncio.wait_for(reader.read(), 3)  # the server closes after answering
+    writer.close()
+    await writer.wait_closed()
+    return answer
+
+
+@pytest.mark.parametrize("fast_transport", [True, False])
+def test_process_request_answers_plain_http_requests(fast_transport: bool) -> None:
+    seen: list[Any] = []
+
+    def hook(request: fastws.Request) -> Optional[Any]:
+        seen.append((request.path, request.upgrade))
+        if request.path == "/health":
+            return fa.Reject(200, [("Content-Type", "text/plain")], "ok\n")
+        return None
+
+    async def main() -> None:
+        async with fa.serve(
+            echo, "127.0.0.1", 0, process_request=hook, fast_transport=fast_transport
+        ) as server:
+            answer = await _http_get(server.port, "/health")
+            assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+            assert b"\r\nContent-Type: text/plain\r\n" in answer
+            assert answer.endswith(b"\r\n\r\nok\n")
+            # Let through (None) but not an upgrade: 426, naming the protocol to upgrade to.
+            answer = await _http_get(server.port, "/")
+            assert answer.startswith(b"HTTP/1.1 426 ")
+            assert b"\r\nUpgrade: websocket\r\n" in answer
+            # WebSocket clients are served as before, by the same hook.
+            async with fa.connect(uri(server, "/chat")) as ws:
+                await ws.send("hi")
+                assert await ws.recv() == "hi"
+
+    run(main)
+    assert seen == [("/health", False), ("/", False), ("/chat", True)]
+
+
+def test_plain_http_requests_get_400_without_process_request() -> None:
+    async def main() -> None:
+        async with fa.serve(echo, "127.0.0.1", 0) as server:
+            answer = await _http_get(server.port, "/health")
+            assert answer.startswith(b"HTTP/1.1 400 ")
+
+    run(main)

@@ -406,3 +406,54 @@ def test_invalid_value_characters_and_methods_get_400(codec):
 def test_invalid_server_options(codec, kw):
     with pytest.raises((ValueError, TypeError)):
         ServerConnection(_codec=codec, **kw)
+
+
+# --------------------------------------------------------------------------------------------
+# Plain HTTP requests (http_requests=True): health checks and browsers visiting the URL.
+
+PLAIN_GET = b"GET /health?full=1 HTTP/1.1\r\nHost: server.example.com\r\nAccept: */*\r\n\r\n"
+
+
+def test_plain_get_is_answered_400_unless_asked_for(codec):
+    assert _status(_auto_rejected(codec, PLAIN_GET)) == 400
+
+
+def test_plain_get_reaches_the_application_when_asked_for(codec):
+    server, request = server_with_request(codec, PLAIN_GET, http_requests=True)
+    assert request.upgrade is False
+    assert request.path == "/health?full=1"
+    assert request.host == "server.example.com"
+    assert request.headers["Accept"] == "*/*"
+    assert request.subprotocols == () and request.extensions == ()
+    with pytest.raises(InvalidStateError, match="plain HTTP"):
+        server.accept()
+    assert server.state is State.CONNECTING  # still waiting for its answer
+    server.reject(200, [("Content-Type", "text/plain")], "ok\n")
+    response = server.data_to_send()
+    assert _status(response) == 200
+    assert b"Content-Type: text/plain" in _head_lines(response)
+    assert response.endswith(b"\r\n\r\nok\n")
+    [closed] = server.events()
+    assert isinstance(closed, ConnectionClosed) and server.should_close_transport
+
+
+def test_upgrade_requests_are_unchanged_when_plain_ones_are_asked_for(codec):
+    server, request = server_with_request(codec, request_head(), http_requests=True)
+    assert request.upgrade is True
+    server.accept()
+    assert _status(server.data_to_send()) == 101 and server.state is State.OPEN
+    # A broken upgrade request is still answered by the connection itself.
+    broken = request_head(drop=("sec-websocket-key",))
+    assert _status(_auto_rejected(codec, broken, http_requests=True)) == 400
+
+
+@pytest.mark.parametrize(
+    "request_bytes, status",
+    [
+        (b"POST /health HTTP/1.1\r\nHost: a\r\n\r\n", 405),
+        (b"GET /health HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi", 400),
+        (b"GET /health HTTP/1.0\r\nHost: a\r\n\r\n", 505),
+    ],
+)
+def test_plain_requests_the_connection_cannot_take_are_still_refused(codec, request_bytes, status):
+    assert _status(_auto_rejected(codec, request_bytes, http_requests=True)) == status

@@ -64,8 +64,11 @@ class Accept:
 class Reject:
     """A ``process_request`` answer: refuse the handshake with an HTTP response.
 
+    Also the answer to a plain HTTP request (``request.upgrade`` is False), such as a health
+    check's ``Reject(200, [("Content-Type", "text/plain")], "ok")``.
+
     Args:
-        status: the HTTP status, e.g. 401, 403, 404 or 503.
+        status: the HTTP status, e.g. 401, 403, 404 or 503 (or 200 for a plain request).
         headers: response headers (``WWW-Authenticate``, ``Retry-After``, ...).
         body: the response body; ``str`` is sent as UTF-8.
     """
@@ -123,6 +126,16 @@ class ServerWebSocket(WebSocket):
         conn = self._conn
         if conn.state is not State.CONNECTING:
             return False  # the client left while the request was being processed
+        plain = self.request is not None and not self.request.upgrade
+        if plain and (decision is None or isinstance(decision, Accept)):
+            # A plain HTTP request that process_request let through: it cannot be upgraded.
+            conn.reject(
+                426,
+                [("Upgrade", "websocket"), ("Content-Type", "text/plain; charset=utf-8")],
+                b"This is a WebSocket endpoint: connect with a WebSocket client.\n",
+            )
+            self._after()
+            return False
         if decision is None or isinstance(decision, Accept):
             subprotocol = None if decision is None else decision.subprotocol
             headers = () if decision is None else decision.headers
@@ -391,6 +404,7 @@ class Server:
             close_timeout=close_timeout,
             max_header_size=max_header_size,
             max_headers=max_headers,
+            http_requests=process_request is not None,
         )
         ServerConnection(**self._conn_kwargs)  # fail now on a bad option, not per connection
         self._shutdown_timeout = shutdown_timeout
@@ -589,6 +603,10 @@ def serve(
             :class:`fastws.Request` before the handler: return None or :class:`Accept` to
             accept (with a subprotocol and extra headers), or :class:`Reject` to refuse with an
             HTTP status, headers and body (401, 403, 404, 503, ...). If it raises: 500.
+            It also sees plain HTTP ``GET`` requests (``request.upgrade`` is False: health
+            checks, browsers), which it answers with a :class:`Reject` of any status, 200
+            included; None or :class:`Accept` there gets 426 Upgrade Required. Without
+            ``process_request``, plain requests get 400.
         subprotocols: the subprotocols this server speaks, in its order of preference.
         origins: an allow-list of ``Origin`` values (include None to allow clients that send
             none), or a callable ``origin -> bool``; other origins get 403. None allows all.
