@@ -54,13 +54,20 @@ def test_a_lagging_handler_pauses_reading_then_resumes() -> None:
         gate = asyncio.Event()
         async with fa.serve(lagging, "127.0.0.1", 0, max_queue=8) as server:
             async with fa.connect(uri(server)) as ws:
-                for i in range(500):
-                    await ws.send(str(i) * 200)
+
+                async def send_all() -> None:
+                    for i in range(500):
+                        await ws.send(str(i) * 200)
+
+                # In a task: once the server stops reading, the client's sends may wait for
+                # the socket to drain (whether they do depends on the kernel's buffer sizes).
+                sender = asyncio.create_task(send_all())
                 await asyncio.sleep(0.2)
                 (server_ws,) = server.connections
                 assert server_ws._reading_paused
                 assert len(server_ws._queue) - server_ws._head < 500
                 gate.set()
+                await sender
                 assert await ws.recv() == "done"
                 assert not server_ws._reading_paused
         assert received == [str(i) * 200 for i in range(500)]
