@@ -3,9 +3,10 @@
     python examples/chat/server.py --port 8000
     open http://127.0.0.1:8000/
 
-The page is served over plain HTTP on ``--port`` and the WebSocket server listens on
-``--port + 1`` (``--ws-port``). Each message a browser sends is a JSON object
-``{"text": ...}``; the server adds the sender's name and broadcasts it to every member.
+One port serves both: a plain HTTP ``GET /`` gets the page (``process_request`` answers
+requests that are not WebSocket handshakes), and the page connects to ``ws://.../chat``.
+Each message a browser sends is a JSON object ``{"text": ...}``; the server adds the
+sender's name and broadcasts it to every member.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 import pathlib
 from typing import List, Set
 
+import fastws
 import fastws.asyncio
 
 PAGE = pathlib.Path(__file__).with_name("index.html")
@@ -68,56 +70,45 @@ class ChatRoom:
             await self.broadcast({"system": f"{name} left"})
 
 
-async def serve_page(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """A minimal HTTP/1.1 server for the one page (every path gets it)."""
-    try:
-        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-        body = PAGE.read_bytes()
-        writer.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
-            b"Cache-Control: no-store\r\nConnection: close\r\n"
-            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+def process_request(request: fastws.Request) -> "fastws.asyncio.Reject | None":
+    """The page for plain HTTP GETs of ``/``; the WebSocket handshake only on ``/chat``."""
+    path = request.path.split("?", 1)[0]
+    if not request.upgrade:
+        if path != "/":
+            return fastws.asyncio.Reject(404, [("Content-Type", "text/plain")], "not found\n")
+        return fastws.asyncio.Reject(
+            200,
+            [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")],
+            PAGE.read_bytes(),
         )
-        await writer.drain()
-    except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
-        pass
-    finally:
-        writer.close()
+    if path != "/chat":
+        return fastws.asyncio.Reject(404, body="no such room")
+    return None  # accept
 
 
 async def run(
     host: str,
     port: int,
-    ws_port: int,
-    ready: "asyncio.Future[tuple] | None" = None,
+    ready: "asyncio.Future[int] | None" = None,
     room: "ChatRoom | None" = None,
 ) -> None:
     room = room or ChatRoom()
-    http = await asyncio.start_server(serve_page, host, port)
-    async with fastws.asyncio.serve(room.handler, host, ws_port) as ws_server:
-        http_port = http.sockets[0].getsockname()[1]
-        log.info(
-            "chat page on http://%s:%s/ , WebSocket on port %s", host, http_port, ws_server.port
-        )
+    async with fastws.asyncio.serve(
+        room.handler, host, port, process_request=process_request
+    ) as server:
+        log.info("chat page on http://%s:%s/ (WebSocket on /chat)", host, server.port)
         if ready is not None:
-            ready.set_result((http_port, ws_server.port))
-        try:
-            await asyncio.Future()
-        finally:
-            http.close()
-            await http.wait_closed()
+            ready.set_result(server.port)
+        await asyncio.Future()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="fastws chat example")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--ws-port", type=int, default=None)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
-        asyncio.run(
-            run(args.host, args.port, args.ws_port if args.ws_port is not None else args.port + 1)
-        )
+        asyncio.run(run(args.host, args.port))
     except KeyboardInterrupt:
         pass

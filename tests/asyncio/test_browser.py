@@ -52,9 +52,9 @@ def test_chat_page_in_headless_chromium_with_permessage_deflate(tmp_path: pathli
         room.handler = spying_handler
         loop = asyncio.get_running_loop()
         ready = loop.create_future()
-        server = asyncio.ensure_future(chat.run("127.0.0.1", 0, 0, ready, room))
-        http_port, ws_port = await ready
-        url = f"http://127.0.0.1:{http_port}/?autotest=1&ws=ws://127.0.0.1:{ws_port}/chat"
+        server = asyncio.ensure_future(chat.run("127.0.0.1", 0, ready, room))
+        port = await ready
+        url = f"http://127.0.0.1:{port}/?autotest=1"  # the page, then WebSocket on /chat
         proc = await asyncio.create_subprocess_exec(
             CHROMIUM,
             "--headless",
