@@ -38,12 +38,8 @@ class ChatRoom:
         self.history = self.history[-99:] + [payload]
         self.changed.set()
         self.changed = asyncio.Event()
-        text = json.dumps(payload)
-        for member in list(self.members):
-            try:
-                await member.send(text)
-            except fastws.asyncio.WebSocketClosed:
-                self.members.discard(member)
+        # One pass, no waiting; a member whose connection is closing is left to its handler.
+        fastws.asyncio.broadcast(self.members, json.dumps(payload))
 
     async def handler(self, ws: fastws.asyncio.ServerWebSocket) -> None:
         self.counter += 1

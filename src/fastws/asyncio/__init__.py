@@ -33,7 +33,7 @@ from ._exceptions import (
     OpenTimeout,
     WebSocketClosed,
 )
-from ._protocol import DEFAULT_MAX_QUEUE, DEFAULT_WRITE_LIMIT, Message, WebSocket
+from ._protocol import DEFAULT_MAX_QUEUE, DEFAULT_WRITE_LIMIT, Message, WebSocket, broadcast
 from ._reconnect import (
     Attempt,
     ReconnectingClient,
@@ -47,6 +47,7 @@ from ._server import Accept, Reject, Server, ServerWebSocket, serve
 __all__ = [
     "serve",
     "connect",
+    "broadcast",
     "Server",
     "Connect",
     "Accept",
