@@ -1267,6 +1267,9 @@ cdef class FrameWriter:
 
     def take(self):
         """Return the bytes written so far and empty the buffer."""
+        return self._take()
+
+    cdef bytes _take(self):
         cdef bytes out = self._whole
         cdef const uint8_t *data
         cdef Py_ssize_t n, h
@@ -1300,7 +1303,7 @@ cdef class FrameWriter:
         returns bytes."""
         cdef tuple parts = self._parked
         if parts is None:
-            return self.take()
+            return self._take()
         self._parked = None
         return parts
 
