@@ -590,9 +590,7 @@ class FrameParser:
                 data: Any = self._decoder.decode(payload, self._fin)
             else:
                 data = payload
-            out.append(
-                (TextMessage if is_text else BinaryMessage)(data, self._fin)
-            )
+            out.append((TextMessage if is_text else BinaryMessage)(data, self._fin))
         elif self._fin:
             if self._msg_parts:
                 self._msg_parts.append(payload)

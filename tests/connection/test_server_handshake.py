@@ -136,7 +136,9 @@ def test_configured_permessage_deflate_answers_the_offer(codec):
 
     server, request = server_with_request(
         codec,
-        request_head("Sec-WebSocket-Extensions: x-unknown, permessage-deflate; client_max_window_bits"),
+        request_head(
+            "Sec-WebSocket-Extensions: x-unknown, permessage-deflate; client_max_window_bits"
+        ),
         extensions=[PerMessageDeflate()],
     )
     server.accept()
