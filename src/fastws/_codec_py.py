@@ -462,6 +462,27 @@ class FrameParser:
                         f"message of {self._msg_size + length} bytes or more exceeds the"
                         f" limit of {self._max}",
                     )
+                if (
+                    b0 & 0x80
+                    and (opcode == _OP_TEXT or opcode == _OP_BINARY)
+                    and not compressed
+                    and length <= end - pos - hlen
+                ):
+                    # Fast path, as in the C parser: a whole unfragmented message in this chunk.
+                    start = pos + hlen
+                    pos = start + length
+                    payload = buf[start:pos]
+                    if masked:
+                        payload = _xor(payload, buf[start - 4 : start])
+                    if opcode == _OP_BINARY:
+                        out.append(BinaryMessage(payload))
+                        continue
+                    try:
+                        text = payload.decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise ProtocolError(1007, "invalid UTF-8 in text message") from None
+                    out.append(TextMessage(payload if self._text_as_bytes else text))
+                    continue
                 self._opcode = opcode
                 self._fin = bool(b0 & 0x80)
                 self._mask = buf[pos + hlen - 4 : pos + hlen] if masked else b""
