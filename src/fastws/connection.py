@@ -690,7 +690,7 @@ class ServerConnection(_Connection):
             None for forever.
         max_header_size: the largest request head, in bytes.
         max_headers: the largest number of header fields.
-        http_requests: also hand plain HTTP ``GET`` requests (without ``Upgrade:
+        http_requests: also hand plain HTTP ``GET`` and ``HEAD`` requests (without ``Upgrade:
             websocket``) to the application as a :class:`Request` whose ``upgrade`` is False,
             to be answered with ``reject`` (a health check's 200, a redirect, a page), rather
             than answering them 400 itself.
@@ -863,7 +863,10 @@ class ServerConnection(_Connection):
             raise ValueError(f"cannot reject with status {status}")
         if isinstance(body, str):
             body = body.encode("utf-8")
-        self._send_head(build_response(status, as_header_list(headers), bytes(body)))
+        response = build_response(status, as_header_list(headers), bytes(body))
+        if self._request.method == "HEAD" and body:
+            response = response[: len(response) - len(body)]  # the head only, as for GET
+        self._send_head(response)
         self._request = None
         self._finish(1006, f"handshake rejected with HTTP {status}", False, LOCAL)
 
@@ -889,9 +892,14 @@ class ServerConnection(_Connection):
         del buf[:end]
         try:
             method, target, headers = parse_request_head(head, self._options[5])
-            if self._http_requests and method == "GET" and not wants_upgrade(headers):
+            if (
+                self._http_requests
+                and (method == "GET" or method == "HEAD")
+                and not wants_upgrade(headers)
+            ):
                 # Plain HTTP: a Request the application answers itself (reject, any status).
-                request = Request(target, headers, host=headers.get("Host") or "", upgrade=False)
+                host = headers.get("Host") or ""
+                request = Request(target, headers, host=host, upgrade=False, method=method)
                 accept = ""
             else:
                 request, accept = check_request(

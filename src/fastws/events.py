@@ -63,10 +63,12 @@ class Request(_Event):
         host: the ``Host`` header.
         subprotocol: the subprotocol ``accept()`` picks when not told otherwise: the first of
             the server's ``subprotocols`` option that the client offers, or None.
-        upgrade: True for an opening handshake. False for a plain HTTP ``GET`` (no
-            ``Upgrade: websocket``: a health check, a browser visiting the URL), which a
+        upgrade: True for an opening handshake. False for a plain HTTP ``GET`` or ``HEAD``
+            (no ``Upgrade: websocket``: a health check, a browser visiting the URL), which a
             server sees only when it asks for them (``http_requests=True``); answer it with
             ``reject`` and any status, 200 included (``accept`` cannot upgrade it).
+        method: ``"GET"``, or ``"HEAD"`` for a plain request, whose answer ``reject`` sends
+            without its body (RFC 9110 9.3.2).
     """
 
     __slots__ = (
@@ -78,6 +80,7 @@ class Request(_Event):
         "host",
         "subprotocol",
         "upgrade",
+        "method",
     )
 
     def __init__(
@@ -90,6 +93,7 @@ class Request(_Event):
         host: str = "",
         subprotocol: Optional[str] = None,
         upgrade: bool = True,
+        method: str = "GET",
     ) -> None:
         self.path = path
         self.headers = headers
@@ -99,6 +103,7 @@ class Request(_Event):
         self.host = host
         self.subprotocol = subprotocol
         self.upgrade = upgrade
+        self.method = method
 
 
 class Accepted(_Event):

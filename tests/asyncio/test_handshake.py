@@ -190,10 +190,10 @@ def test_bad_uri_and_options_fail_early() -> None:
         fa.serve(echo, "127.0.0.1", 0, max_queue=0)
 
 
-async def _http_get(port: int, path: str) -> bytes:
+async def _http_get(port: int, path: str, method: str = "GET") -> bytes:
     """A plain HTTP/1.1 GET, as a load balancer's health check sends it; the whole answer."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    writer.write(f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
     answer = await asyncio.wait_for(reader.read(), 3)  # the server closes after answering
     writer.close()
     await writer.wait_closed()
@@ -218,6 +218,9 @@ def test_process_request_answers_plain_http_requests(fast_transport: bool) -> No
             assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
             assert b"\r\nContent-Type: text/plain\r\n" in answer
             assert answer.endswith(b"\r\n\r\nok\n")
+            answer = await _http_get(server.port, "/health", "HEAD")
+            assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"\r\n\r\n")
+            assert b"\r\nContent-Length: 3\r\n" in answer
             # Let through (None) but not an upgrade: 426, naming the protocol to upgrade to.
             answer = await _http_get(server.port, "/")
             assert answer.startswith(b"HTTP/1.1 426 ")
@@ -228,7 +231,7 @@ def test_process_request_answers_plain_http_requests(fast_transport: bool) -> No
                 assert await ws.recv() == "hi"
 
     run(main)
-    assert seen == [("/health", False), ("/", False), ("/chat", True)]
+    assert seen == [("/health", False), ("/health", False), ("/", False), ("/chat", True)]
 
 
 def test_plain_http_requests_get_400_without_process_request() -> None:

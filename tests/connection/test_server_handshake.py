@@ -422,7 +422,7 @@ def test_plain_get_is_answered_400_unless_asked_for(codec):
 
 def test_plain_get_reaches_the_application_when_asked_for(codec):
     server, request = server_with_request(codec, PLAIN_GET, http_requests=True)
-    assert request.upgrade is False
+    assert request.upgrade is False and request.method == "GET"
     assert request.path == "/health?full=1"
     assert request.host == "server.example.com"
     assert request.headers["Accept"] == "*/*"
@@ -441,7 +441,7 @@ def test_plain_get_reaches_the_application_when_asked_for(codec):
 
 def test_upgrade_requests_are_unchanged_when_plain_ones_are_asked_for(codec):
     server, request = server_with_request(codec, request_head(), http_requests=True)
-    assert request.upgrade is True
+    assert request.upgrade is True and request.method == "GET"
     server.accept()
     assert _status(server.data_to_send()) == 101 and server.state is State.OPEN
     # A broken upgrade request is still answered by the connection itself.
@@ -459,3 +459,16 @@ def test_upgrade_requests_are_unchanged_when_plain_ones_are_asked_for(codec):
 )
 def test_plain_requests_the_connection_cannot_take_are_still_refused(codec, request_bytes, status):
     assert _status(_auto_rejected(codec, request_bytes, http_requests=True)) == status
+
+
+def test_plain_head_is_answered_without_its_body(codec):
+    head = PLAIN_GET.replace(b"GET ", b"HEAD ", 1)
+    server, request = server_with_request(codec, head, http_requests=True)
+    assert request.upgrade is False and request.method == "HEAD"
+    server.reject(200, [("Content-Type", "text/plain")], "ok\n")
+    response = server.data_to_send()
+    assert _status(response) == 200
+    assert b"Content-Length: 3" in _head_lines(response)  # the length a GET would get
+    assert response.endswith(b"\r\n\r\n")  # and no body
+    # Without http_requests, HEAD is refused as before: the handshake must be a GET.
+    assert _status(_auto_rejected(codec, head)) == 405
