@@ -253,6 +253,8 @@ class WebSocket(asyncio.Protocol):
 
     async def __anext__(self) -> Message:
         """Same as :meth:`recv`, but a normal close ends the iteration."""
+        # recv's steps repeated (keep them in step): a shared helper for the queue pop cost
+        # about 4% of the handler mode's CPU per message (50-connection echo, 7 runs each).
         queue = self._queue
         head = self._head
         if head >= len(queue):

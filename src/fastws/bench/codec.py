@@ -368,7 +368,25 @@ def _receive_cases(
         prepare = None if factory is None else (lambda f=factory: f(stream()))
         out.append(_case("receive", size, name, "peer", "frames", frames, prepare, note))
 
-    def copy_prepare() -> Loop:
+    out.append(
+        _case(
+            "receive",
+            size,
+            MEMCPY,
+            "reference",
+            "frames",
+            frames,
+            chunk_copy(stream),
+            "one copy of each 64 KiB chunk",
+        )
+    )
+    return out
+
+
+def chunk_copy(stream: Callable[[], _data.FrameStream]) -> Callable[[], Loop]:
+    """The memory-copy reference of the receive benchmarks: one copy of each chunk."""
+
+    def prepare() -> Loop:
         chunks = [bytearray(c) for c in stream().chunks]
 
         def loop(n: int) -> None:
@@ -378,19 +396,7 @@ def _receive_cases(
 
         return loop
 
-    out.append(
-        _case(
-            "receive",
-            size,
-            MEMCPY,
-            "reference",
-            "frames",
-            frames,
-            copy_prepare,
-            "one copy of each 64 KiB chunk",
-        )
-    )
-    return out
+    return prepare
 
 
 def _send_fastws(module: ModuleType, payload: Any, text: bool, expected: bytes) -> Loop:

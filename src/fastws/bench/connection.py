@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 from . import _data, _peer_connections, _peers
 from ._runner import Case, Loop
-from .codec import FRAME_SIZES, MEMCPY, load_codecs
+from .codec import FRAME_SIZES, MEMCPY, chunk_copy, load_codecs
 
 __all__ = ["BENCHMARKS", "ConnectionOptions", "cases", "open_server"]
 
@@ -37,7 +37,6 @@ BENCHMARKS = ("conn-receive", "conn-send-text", "conn-footprint")
 """The benchmark names of this suite, in the order they run."""
 
 SEND_SIZE = 125
-
 
 
 @dataclass(frozen=True)
@@ -150,16 +149,6 @@ def _receive_cases(size: int, stream_bytes: int, codecs: list[Any]) -> list[Case
         prepare = None if rfactory is None else (lambda f=rfactory: f(stream()))
         out.append(Case(bench, size, name, "peer", "frames", frames, prepare, note))
 
-    def copy_prepare() -> Loop:
-        chunks = [bytearray(c) for c in stream().chunks]
-
-        def loop(n: int) -> None:
-            for _ in repeat(None, n):
-                for chunk in chunks:
-                    bytes(chunk)
-
-        return loop
-
     out.append(
         Case(
             bench,
@@ -168,7 +157,7 @@ def _receive_cases(size: int, stream_bytes: int, codecs: list[Any]) -> list[Case
             "reference",
             "frames",
             frames,
-            copy_prepare,
+            chunk_copy(stream),
             "one copy of each 64 KiB chunk",
         )
     )
