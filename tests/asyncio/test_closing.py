@@ -67,6 +67,29 @@ def test_handler_return_closes_with_1000() -> None:
     run(main)
 
 
+def test_close_frame_without_a_code_ends_async_for_normally() -> None:
+    # A browser's ws.close() with no argument sends a close frame with an empty payload
+    # (1005 on the receiving side): a normal end, like 1000.
+    seen: Dict[str, Any] = {}
+
+    async def handler(ws: fa.ServerWebSocket) -> None:
+        seen["messages"] = [message async for message in ws]
+        seen["code"] = ws.close_code
+
+    async def main() -> None:
+        async with fa.serve(handler, "127.0.0.1", 0) as server:
+            reader, writer = await raw_client(server.port)
+            writer.write(masked_frame(0x1, b"last") + masked_frame(0x8, b""))
+            data = await asyncio.wait_for(reader.read(), 2)
+            assert data == b"\x88\x00"  # the server answers with an empty close frame too
+            writer.close()
+            await writer.wait_closed()
+            await asyncio.sleep(0.05)
+        assert seen == {"messages": ["last"], "code": 1005}
+
+    run(main)
+
+
 def test_handler_exception_closes_with_1011_and_is_logged(caplog: Any) -> None:
     async def handler(ws: fa.ServerWebSocket) -> None:
         raise ValueError("boom")

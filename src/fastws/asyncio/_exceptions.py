@@ -18,8 +18,9 @@ __all__ = [
     "OpenTimeout",
 ]
 
-#: Close codes that mean "the peer finished on purpose" (RFC 6455 7.4.1).
-_OK_CODES = (1000, 1001)
+#: Close codes that mean "the peer finished on purpose" (RFC 6455 7.4.1), and 1005: a close
+#: frame without a code, which is what a browser's ``close()`` without arguments sends.
+_OK_CODES = (1000, 1001, 1005)
 
 
 class WebSocketClosed(FastWSError):
@@ -53,7 +54,7 @@ class WebSocketClosed(FastWSError):
 
 
 class ClosedOK(WebSocketClosed):
-    """The connection was closed cleanly with 1000 (normal) or 1001 (going away).
+    """The connection was closed cleanly with 1000 (normal), 1001 (going away) or no code (1005).
 
     ``async for message in ws`` ends without raising it.
     """

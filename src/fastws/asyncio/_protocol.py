@@ -228,8 +228,8 @@ class WebSocket(asyncio.Protocol):
         """Return the next message: ``str`` for text, ``bytes`` for binary.
 
         Raises:
-            ClosedOK: the connection closed normally (1000/1001) and every message received
-                before the close was returned.
+            ClosedOK: the connection closed normally (1000, 1001 or no code) and every message
+                received before the close was returned.
             ClosedError: it closed otherwise.
             RuntimeError: another coroutine is already waiting in ``recv``.
         """
