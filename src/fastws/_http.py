@@ -177,28 +177,32 @@ def _split_head(head: bytes) -> List[bytes]:
     return lines
 
 
-def _check_version(version: str) -> None:
+def _check_version(version: str, http_1_0: bool = False) -> None:
     match = _HTTP_VERSION.fullmatch(version)
     if match is None:
         raise HTTPError(400, f"invalid HTTP version {version[:16]!r}")
     # RFC 6455 4.1: the opening handshake is an HTTP/1.1 (or later 1.x) GET request.
-    if match.group(1) != "1" or match.group(2) == "0":
+    if match.group(1) != "1" or (match.group(2) == "0" and not http_1_0):
         raise HTTPError(505, f"unsupported HTTP version {version}")
 
 
-def parse_request_head(head: bytes, max_headers: int) -> Tuple[str, str, Headers]:
+def parse_request_head(
+    head: bytes, max_headers: int, *, http_1_0: bool = False
+) -> Tuple[str, str, str, Headers]:
     """Parse a request head (request line, fields, blank line).
 
     Args:
         head: the bytes up to and including the CRLF CRLF that ends the head.
         max_headers: the largest number of header fields accepted.
+        http_1_0: accept HTTP/1.0 too (for plain HTTP requests; the caller decides what a
+            WebSocket handshake over it gets).
 
     Returns:
-        ``(method, target, headers)``.
+        ``(method, target, version, headers)``; ``version`` as sent, e.g. ``"HTTP/1.1"``.
 
     Raises:
         HTTPError: the head is malformed (400), has too many fields (431) or is not HTTP/1.1
-            (505).
+            or later 1.x, nor HTTP/1.0 when that is allowed (505).
     """
     lines = _split_head(head)
     parts = lines[0].decode("latin-1").split(" ")
@@ -207,10 +211,10 @@ def parse_request_head(head: bytes, max_headers: int) -> Tuple[str, str, Headers
     method, target, version = parts
     if not _TOKEN.fullmatch(method):
         raise HTTPError(400, f"invalid method {method[:16]!r}")
-    _check_version(version)
+    _check_version(version, http_1_0)
     if not target.startswith("/") or not _FIELD_VALUE.fullmatch(target) or "\t" in target:
         raise HTTPError(400, f"invalid request target {target[:64]!r}")
-    return method, target, _parse_fields(lines[1:], max_headers)
+    return method, target, version, _parse_fields(lines[1:], max_headers)
 
 
 def parse_response_head(head: bytes, max_headers: int) -> Tuple[int, str, Headers]:

@@ -78,6 +78,9 @@ _MAX_PINGS: Final = 64
 #: Bytes a client may send after its request and before the server's answer. RFC 6455 4.1
 #: says it MUST wait for the response; a little pipelining is tolerated, not a flood.
 _MAX_EARLY_DATA: Final = 1 << 16
+#: The methods of the plain HTTP requests a server takes when asked (``http_requests=True``).
+_PLAIN_METHODS: Final = ("GET", "HEAD", "OPTIONS")
+_PLAIN_ALLOW: Final = (("Allow", ", ".join(_PLAIN_METHODS)),)
 
 DEFAULT_MAX_HEADER_SIZE: Final = 16384
 DEFAULT_MAX_HEADERS: Final = 128
@@ -666,7 +669,8 @@ class ServerConnection(_Connection):
     :meth:`reject`. Requests that cannot be accepted are answered by the connection itself:
     400 (malformed), 405 (not GET), 426 with ``Sec-WebSocket-Version: 13`` (another protocol
     version), 403 (origin not allowed), 431 (head too large or too many headers), 505 (not
-    HTTP/1.1); the application then sees only the :class:`ConnectionClosed` event.
+    HTTP/1.1, or a handshake over HTTP/1.0 with ``http_requests``); the application then sees
+    only the :class:`ConnectionClosed` event.
 
     Args:
         max_message_size: the largest message accepted, in bytes (None: no limit); a larger
@@ -690,10 +694,14 @@ class ServerConnection(_Connection):
             None for forever.
         max_header_size: the largest request head, in bytes.
         max_headers: the largest number of header fields.
-        http_requests: also hand plain HTTP ``GET`` and ``HEAD`` requests (without ``Upgrade:
-            websocket``) to the application as a :class:`Request` whose ``upgrade`` is False,
-            to be answered with ``reject`` (a health check's 200, a redirect, a page), rather
-            than answering them 400 itself.
+        http_requests: also hand plain HTTP requests to the application as a
+            :class:`Request` whose ``upgrade`` is False, to be answered with ``reject`` (a
+            health check's 200, a redirect, a page), rather than answering them itself (400,
+            405 or 505). Plain means a ``GET`` without ``Upgrade: websocket``, or any ``HEAD``
+            or ``OPTIONS`` (only a GET can open a WebSocket), over HTTP/1.1 or HTTP/1.0, as
+            load balancers' health checks often send (HAProxy: ``OPTIONS / HTTP/1.0``). The
+            answer still says HTTP/1.1 and closes the connection. Other methods get 405 with
+            ``Allow: GET, HEAD, OPTIONS``; a WebSocket handshake over HTTP/1.0 still gets 505.
 
     Sending whole messages:
         ``send_text(data)`` sends a text message in one frame; ``data`` is ``str``, or
@@ -891,12 +899,21 @@ class ServerConnection(_Connection):
         head = bytes(buf[:end])
         del buf[:end]
         try:
-            method, target, headers = parse_request_head(head, self._options[5])
-            if (
-                self._http_requests
-                and (method == "GET" or method == "HEAD")
-                and not wants_upgrade(headers)
-            ):
+            method, target, version, headers = parse_request_head(
+                head, self._options[5], http_1_0=self._http_requests
+            )
+            plain = False
+            if self._http_requests:
+                if method not in _PLAIN_METHODS:
+                    raise InvalidHandshake(f"method {method} is not allowed", 405, _PLAIN_ALLOW)
+                # RFC 6455 4.1: only a GET opens a WebSocket. The Upgrade header of a HEAD or
+                # OPTIONS is ignored (RFC 9110 7.8: a server MAY ignore it) and the request
+                # answered as plain HTTP.
+                plain = method != "GET" or not wants_upgrade(headers)
+                if not plain and version == "HTTP/1.0":
+                    # RFC 6455 4.1: the handshake is HTTP/1.1 or later, as without http_requests.
+                    raise InvalidHandshake(f"unsupported HTTP version {version}", 505)
+            if plain:
                 # Plain HTTP: a Request the application answers itself (reject, any status).
                 host = headers.get("Host") or ""
                 request = Request(target, headers, host=host, upgrade=False, method=method)
@@ -912,7 +929,7 @@ class ServerConnection(_Connection):
             self._auto_reject(exc)
             return
         if (headers.get("Content-Length") or "0").strip() != "0" or "Transfer-Encoding" in headers:
-            self._auto_reject(InvalidHandshake("a GET request cannot have a body", 400))
+            self._auto_reject(InvalidHandshake(f"a {method} request cannot have a body", 400))
             return
         self._request = request
         self._accept = accept

@@ -60,15 +60,16 @@ class Request(_Event):
         subprotocols: the subprotocols the client offers, in its order of preference.
         extensions: the extensions the client offers, as ``(name, params)`` pairs.
         origin: the ``Origin`` header, or None when the client sent none.
-        host: the ``Host`` header.
+        host: the ``Host`` header ("" for a plain HTTP/1.0 request that sends none).
         subprotocol: the subprotocol ``accept()`` picks when not told otherwise: the first of
             the server's ``subprotocols`` option that the client offers, or None.
-        upgrade: True for an opening handshake. False for a plain HTTP ``GET`` or ``HEAD``
-            (no ``Upgrade: websocket``: a health check, a browser visiting the URL), which a
-            server sees only when it asks for them (``http_requests=True``); answer it with
-            ``reject`` and any status, 200 included (``accept`` cannot upgrade it).
-        method: ``"GET"``, or ``"HEAD"`` for a plain request, whose answer ``reject`` sends
-            without its body (RFC 9110 9.3.2).
+        upgrade: True for an opening handshake. False for a plain HTTP request (a health
+            check, a browser visiting the URL): a ``GET`` without ``Upgrade: websocket``, a
+            ``HEAD`` or an ``OPTIONS``, over HTTP/1.1 or HTTP/1.0, which a server sees only
+            when it asks for them (``http_requests=True``); answer it with ``reject`` and any
+            status, 200 included (``accept`` cannot upgrade it).
+        method: ``"GET"`` for a handshake; ``"GET"``, ``"HEAD"`` or ``"OPTIONS"`` for a plain
+            request. ``reject`` answers a HEAD without the body (RFC 9110 9.3.2).
     """
 
     __slots__ = (

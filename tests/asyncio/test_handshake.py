@@ -190,10 +190,18 @@ def test_bad_uri_and_options_fail_early() -> None:
         fa.serve(echo, "127.0.0.1", 0, max_queue=0)
 
 
-async def _http_get(port: int, path: str, method: str = "GET") -> bytes:
-    """A plain HTTP/1.1 GET, as a load balancer's health check sends it; the whole answer."""
+async def _http_get(
+    port: int, path: str, method: str = "GET", version: str = "HTTP/1.1", *lines: str
+) -> bytes:
+    """A plain HTTP request, as a load balancer's health check sends it; the whole answer.
+
+    HTTP/1.1 requests carry a ``Host``; HTTP/1.0 ones only ``lines``, as HAProxy sends them.
+    """
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    if version == "HTTP/1.1":
+        lines = (f"Host: 127.0.0.1:{port}", *lines)
+    head = "".join(f"{line}\r\n" for line in (f"{method} {path} {version}", *lines))
+    writer.write(f"{head}\r\n".encode())
     answer = await asyncio.wait_for(reader.read(), 3)  # the server closes after answering
     writer.close()
     await writer.wait_closed()
@@ -239,5 +247,75 @@ def test_plain_http_requests_get_400_without_process_request() -> None:
         async with fa.serve(echo, "127.0.0.1", 0) as server:
             answer = await _http_get(server.port, "/health")
             assert answer.startswith(b"HTTP/1.1 400 ")
+
+    run(main)
+
+
+_UPGRADE = (
+    "Upgrade: websocket",
+    "Connection: Upgrade",
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+    "Sec-WebSocket-Version: 13",
+)
+
+
+@pytest.mark.parametrize("fast_transport", [True, False])
+def test_process_request_answers_plain_requests_over_http_1_0_and_options(
+    fast_transport: bool,
+) -> None:
+    seen: list[Any] = []
+
+    def hook(request: fastws.Request) -> Optional[Any]:
+        seen.append((request.method, request.path, request.upgrade))
+        if request.path == "/health":
+            return fa.Reject(200, [("Content-Type", "text/plain")], "ok\n")
+        return None
+
+    async def main() -> None:
+        async with fa.serve(
+            echo, "127.0.0.1", 0, process_request=hook, fast_transport=fast_transport
+        ) as server:
+            for method in ("GET", "HEAD", "OPTIONS"):
+                answer = await _http_get(server.port, "/health", method, "HTTP/1.0")
+                # The server's own version in the status line, then it closes (read() ended).
+                assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+                assert b"\r\nConnection: close\r\n" in answer
+                assert b"\r\nContent-Length: 3\r\n" in answer
+                assert answer.endswith(b"\r\n\r\n" if method == "HEAD" else b"\r\n\r\nok\n")
+            # OPTIONS let through, over either version: the 426 a plain GET gets.
+            for version in ("HTTP/1.1", "HTTP/1.0"):
+                answer = await _http_get(server.port, "/", "OPTIONS", version)
+                assert answer.startswith(b"HTTP/1.1 426 ")
+                assert b"\r\nUpgrade: websocket\r\n" in answer
+            # Other methods never reach the hook.
+            answer = await _http_get(server.port, "/health", "POST", "HTTP/1.0")
+            assert answer.startswith(b"HTTP/1.1 405 ")
+            assert b"\r\nAllow: GET, HEAD, OPTIONS\r\n" in answer
+            # Nor does a WebSocket handshake over HTTP/1.0 (RFC 6455 4.1: HTTP/1.1 or later).
+            answer = await _http_get(server.port, "/chat", "GET", "HTTP/1.0", *_UPGRADE)
+            assert answer.startswith(b"HTTP/1.1 505 ")
+            assert not server.connections
+
+    run(main)
+    assert seen == [
+        ("GET", "/health", False),
+        ("HEAD", "/health", False),
+        ("OPTIONS", "/health", False),
+        ("OPTIONS", "/", False),
+        ("OPTIONS", "/", False),
+    ]
+
+
+def test_options_and_http_1_0_are_refused_as_before_without_process_request() -> None:
+    async def main() -> None:
+        async with fa.serve(echo, "127.0.0.1", 0) as server:
+            answer = await _http_get(server.port, "/", "OPTIONS")
+            assert answer.startswith(b"HTTP/1.1 405 ")
+            assert b"\r\nAllow: GET\r\n" in answer
+            for method in ("GET", "HEAD", "OPTIONS"):
+                answer = await _http_get(server.port, "/health", method, "HTTP/1.0")
+                assert answer.startswith(b"HTTP/1.1 505 ")
+            answer = await _http_get(server.port, "/chat", "GET", "HTTP/1.0", *_UPGRADE)
+            assert answer.startswith(b"HTTP/1.1 505 ")
 
     run(main)

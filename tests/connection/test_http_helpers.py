@@ -46,9 +46,22 @@ def test_find_head_end_across_chunks():
 
 
 def test_request_head_values_are_stripped():
-    method, target, headers = parse_request_head(b"GET /a?b HTTP/1.1\r\nX:  v \t\r\nY:\r\n\r\n", 10)
-    assert (method, target) == ("GET", "/a?b")
+    head = b"GET /a?b HTTP/1.1\r\nX:  v \t\r\nY:\r\n\r\n"
+    method, target, version, headers = parse_request_head(head, 10)
+    assert (method, target, version) == ("GET", "/a?b", "HTTP/1.1")
     assert list(headers) == [("X", "v"), ("Y", "")]
+
+
+def test_request_head_over_http_1_0_only_when_allowed():
+    head = b"OPTIONS / HTTP/1.0\r\n\r\n"
+    with pytest.raises(HTTPError) as info:
+        parse_request_head(head, 10)
+    assert info.value.status == 505
+    assert parse_request_head(head, 10, http_1_0=True)[:3] == ("OPTIONS", "/", "HTTP/1.0")
+    # Other major versions stay refused either way.
+    with pytest.raises(HTTPError) as info:
+        parse_request_head(b"GET / HTTP/2.0\r\n\r\n", 10, http_1_0=True)
+    assert info.value.status == 505
 
 
 def test_response_head_without_reason_phrase():

@@ -454,11 +454,91 @@ def test_upgrade_requests_are_unchanged_when_plain_ones_are_asked_for(codec):
     [
         (b"POST /health HTTP/1.1\r\nHost: a\r\n\r\n", 405),
         (b"GET /health HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi", 400),
-        (b"GET /health HTTP/1.0\r\nHost: a\r\n\r\n", 505),
+        (b"OPTIONS / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        (b"GET /health HTTP/2.0\r\nHost: a\r\n\r\n", 505),
     ],
 )
 def test_plain_requests_the_connection_cannot_take_are_still_refused(codec, request_bytes, status):
     assert _status(_auto_rejected(codec, request_bytes, http_requests=True)) == status
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS"])
+def test_plain_requests_over_http_1_0_reach_the_application(codec, method):
+    # As load balancers send them: HAProxy's default check is "OPTIONS / HTTP/1.0", no Host.
+    head = f"{method} /health HTTP/1.0\r\nUser-Agent: check\r\n\r\n".encode()
+    server, request = server_with_request(codec, head, http_requests=True)
+    assert request.upgrade is False and request.method == method
+    assert request.path == "/health" and request.host == ""
+    server.reject(200, [("Content-Type", "text/plain")], "ok\n")
+    response = server.data_to_send()
+    # The server answers with its own version (RFC 9110 6.2) and closes, as HTTP/1.0 expects.
+    assert response.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"Connection: close" in _head_lines(response)
+    assert b"Content-Length: 3" in _head_lines(response)
+    assert response.endswith(b"\r\n\r\n" if method == "HEAD" else b"\r\n\r\nok\n")
+    [closed] = server.events()
+    assert isinstance(closed, ConnectionClosed) and server.should_close_transport
+
+
+def test_plain_options_reaches_the_application_with_its_body_answered(codec):
+    head = PLAIN_GET.replace(b"GET ", b"OPTIONS ", 1)
+    server, request = server_with_request(codec, head, http_requests=True)
+    assert request.upgrade is False and request.method == "OPTIONS"
+    assert request.host == "server.example.com"
+    server.reject(200, [("Allow", "GET, HEAD, OPTIONS")], "ok\n")
+    response = server.data_to_send()
+    assert _status(response) == 200
+    assert b"Allow: GET, HEAD, OPTIONS" in _head_lines(response)
+    assert response.endswith(b"\r\n\r\nok\n")  # unlike HEAD, the body is sent
+
+
+@pytest.mark.parametrize("method", ["HEAD", "OPTIONS"])
+def test_only_a_get_with_upgrade_is_a_handshake_when_plain_requests_are_asked_for(codec, method):
+    # A HEAD or OPTIONS asking for websocket cannot open one (RFC 6455 4.1: a GET); its
+    # Upgrade header is ignored (RFC 9110 7.8) and it is answered as plain HTTP.
+    server, request = server_with_request(codec, request_head(method=method), http_requests=True)
+    assert request.upgrade is False and request.method == method
+    assert request.headers["Upgrade"] == "websocket"
+    with pytest.raises(InvalidStateError, match="plain HTTP"):
+        server.accept()
+    # Without http_requests they are failed handshakes, as before.
+    response = _auto_rejected(codec, request_head(method=method))
+    assert _status(response) == 405 and b"Allow: GET" in _head_lines(response)
+
+
+@pytest.mark.parametrize("version", ["HTTP/1.1", "HTTP/1.0"])
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_other_methods_get_405_naming_the_plain_methods(codec, method, version):
+    head = f"{method} /health {version}\r\nHost: a\r\n\r\n".encode()
+    response = _auto_rejected(codec, head, http_requests=True)
+    assert _status(response) == 405
+    assert b"Allow: GET, HEAD, OPTIONS" in _head_lines(response)
+
+
+def test_a_websocket_handshake_over_http_1_0_is_still_refused_with_505(codec):
+    # RFC 6455 4.1: the opening handshake is HTTP/1.1 or later, plain requests or not.
+    response = _auto_rejected(codec, request_head(version="HTTP/1.0"), http_requests=True)
+    assert _status(response) == 505
+    assert b"Connection: close" in _head_lines(response)
+
+
+@pytest.mark.parametrize(
+    "request_bytes, status",
+    [
+        (b"OPTIONS / HTTP/1.1\r\nHost: a\r\n\r\n", 405),
+        (b"OPTIONS / HTTP/1.0\r\n\r\n", 505),
+        (b"GET /health HTTP/1.0\r\nHost: a\r\n\r\n", 505),
+        (b"HEAD /health HTTP/1.0\r\nHost: a\r\n\r\n", 505),
+        (b"POST /health HTTP/1.0\r\nHost: a\r\n\r\n", 505),
+    ],
+)
+def test_without_http_requests_options_and_http_1_0_are_refused_as_before(
+    codec, request_bytes, status
+):
+    response = _auto_rejected(codec, request_bytes)
+    assert _status(response) == status
+    if status == 405:
+        assert b"Allow: GET" in _head_lines(response)
 
 
 def test_plain_head_is_answered_without_its_body(codec):

@@ -603,10 +603,11 @@ def serve(
             :class:`fastws.Request` before the handler: return None or :class:`Accept` to
             accept (with a subprotocol and extra headers), or :class:`Reject` to refuse with an
             HTTP status, headers and body (401, 403, 404, 503, ...). If it raises: 500.
-            It also sees plain HTTP ``GET`` and ``HEAD`` requests (``request.upgrade`` is
-            False: health checks, browsers), which it answers with a :class:`Reject` of any
-            status, 200 included; None or :class:`Accept` there gets 426 Upgrade Required.
-            Without ``process_request``, plain requests get 400.
+            It also sees plain HTTP ``GET``, ``HEAD`` and ``OPTIONS`` requests, over HTTP/1.1
+            or HTTP/1.0 (``request.upgrade`` is False: health checks, browsers), which it
+            answers with a :class:`Reject` of any status, 200 included; None or
+            :class:`Accept` there gets 426 Upgrade Required. Other methods get 405. Without
+            ``process_request``, plain requests get 400 (405 if not GET, 505 over HTTP/1.0).
         subprotocols: the subprotocols this server speaks, in its order of preference.
         origins: an allow-list of ``Origin`` values (include None to allow clients that send
             none), or a callable ``origin -> bool``; other origins get 403. None allows all.
