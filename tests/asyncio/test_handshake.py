@@ -319,3 +319,23 @@ def test_options_and_http_1_0_are_refused_as_before_without_process_request() ->
             assert answer.startswith(b"HTTP/1.1 505 ")
 
     run(main)
+
+
+def test_client_offers_client_max_window_bits_by_default() -> None:
+    # As browsers do: the server may then choose the window of the client's compressor.
+    offers: list[Any] = []
+
+    def hook(request: fastws.Request) -> None:
+        offers.extend(request.extensions)
+
+    async def main() -> None:
+        async with fa.serve(echo, "127.0.0.1", 0, process_request=hook) as server:
+            async with fa.connect(uri(server)) as ws:
+                assert ws.extensions == (
+                    ("permessage-deflate", (("client_max_window_bits", "12"),)),
+                )
+                await ws.send("x" * 1000)  # compressed both ways
+                assert await ws.recv() == "x" * 1000
+
+    run(main)
+    assert offers == [("permessage-deflate", (("client_max_window_bits", None),))]

@@ -101,9 +101,11 @@ class Connect:
             None,  # the whole connect() is bounded by open_timeout instead
         )
         if kwargs.get("extensions") is None:
-            from ._server import _default_extensions
+            from ..extensions import PerMessageDeflate
 
-            kwargs["extensions"] = _default_extensions()
+            # Offer client_max_window_bits, as browsers do: a server may then give our
+            # compressor a smaller window (less memory on both sides); we cap it at 12 anyway.
+            kwargs["extensions"] = (PerMessageDeflate(client_max_window_bits=True),)
         self._conn_kwargs = kwargs
         self._ws: Optional[ClientWebSocket] = None
         ClientConnection(uri, **kwargs)  # fail now on a bad URI or option
@@ -224,8 +226,9 @@ def connect(
             URI's host.
         server_hostname: the TLS server name, when it differs from the URI's host.
         subprotocols: subprotocols to offer, in order of preference.
-        extensions: extension objects; default ``[PerMessageDeflate()]`` (offered, used if the
-            server accepts); ``()`` offers none.
+        extensions: extension objects; default
+            ``[PerMessageDeflate(client_max_window_bits=True)]`` (offered, used if the server
+            accepts; the server may choose our compressor's window); ``()`` offers none.
         origin: the ``Origin`` header to send.
         extra_headers: more request headers (``Authorization``, ``Cookie``, ...).
         open_timeout: seconds for TCP connect, TLS and the opening handshake together.
