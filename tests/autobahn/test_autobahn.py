@@ -1,0 +1,44 @@
+"""The Autobahn|Testsuite against fastws, server and client, C and pure-Python codecs.
+
+Needs ``wstest`` (``FASTWS_WSTEST``, see ``install.sh``); skipped without it, unless
+``FASTWS_REQUIRE_AUTOBAHN=1`` (set by ``.ci/run``) makes its absence a failure. The slowest
+compression cases are left out here (``suite.quick_exclusions``); ``python
+tests/autobahn/suite.py server`` runs them all.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+import pytest
+import suite
+
+import fastws
+
+WSTEST = os.environ.get("FASTWS_WSTEST", "")
+REQUIRED = os.environ.get("FASTWS_REQUIRE_AUTOBAHN") == "1"
+
+pytestmark = pytest.mark.skipif(
+    not WSTEST and not REQUIRED, reason="no wstest (FASTWS_WSTEST); see tests/autobahn"
+)
+
+
+@pytest.mark.parametrize("codec", ["cython", "python"])
+@pytest.mark.parametrize("mode", ["server", "client"])
+def test_autobahn_suite(mode: str, codec: str, tmp_path: Path) -> None:
+    assert WSTEST, "FASTWS_REQUIRE_AUTOBAHN=1 but FASTWS_WSTEST is not set"
+    if codec == "cython" and fastws.IMPLEMENTATION != "cython":
+        pytest.skip("the compiled extension is not built")
+    env = {"FASTWS_NO_EXTENSIONS": "1" if codec == "python" else ""}
+    results = suite.run(
+        mode, shlex.split(WSTEST), tmp_path, ["*"], suite.quick_exclusions(), env=env
+    )
+    # Every case of sections 1 to 13 but the excluded ones: none may go missing.
+    assert len(results) >= 400, suite.summary(results)
+    failed = suite.failures(results)
+    assert not failed, {case: results[case] for case in failed}
+    # The testee really ran on the codec asked for.
+    log = (tmp_path / "log.txt").read_text()
+    assert f"codec {codec}" in log, log[:2000]
