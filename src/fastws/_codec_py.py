@@ -354,7 +354,9 @@ class FrameParser:
         if max_message_size is not None and max_message_size < 0:
             raise ValueError("max_message_size must be >= 0 or None")
         self._require_mask = bool(require_mask)
-        self._max = -1 if max_message_size is None else int(max_message_size)
+        # Capped at 2**62 as in the C parser (a long long there), so that a frame announcing
+        # more than 2**62 bytes fails with 1009 in both.
+        self._max = -1 if max_message_size is None else min(int(max_message_size), 1 << 62)
         self._fragments = bool(fragments)
         self._text_as_bytes = bool(text_as_bytes)
         self._buf = b""
@@ -414,6 +416,7 @@ class FrameParser:
         except ProtocolError as exc:
             self._error = exc
             self._buf = b""
+            self._msg_size = 0  # nothing is buffered once failed (``buffered`` is 0)
             self._payload = []
             self._msg_parts = []
             exc.items = out

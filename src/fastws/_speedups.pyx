@@ -655,6 +655,7 @@ cdef class FrameParser:
             self._error = exc
             self._hdr_len = 0
             self._mlen = 0
+            self._msg_size = 0  # nothing is buffered once failed (``buffered`` is 0)
             self._release_buffer()
             exc.items = out
             raise
@@ -810,7 +811,8 @@ cdef class FrameParser:
                 self._state = NEED_HEADER
                 self._frame_done(out)
                 continue
-            else:
+            elif take:
+                # Not for an empty piece: _mbuf may still be NULL, and NULL + 0 is undefined.
                 self._reserve(take)
                 dst = self._mbuf + self._mlen
                 self._mlen += take

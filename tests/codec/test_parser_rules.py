@@ -171,6 +171,34 @@ def test_64_bit_length_just_below_the_msb_is_not_a_protocol_error(codec):
 # max_message_size (close code 1009).
 
 
+@pytest.mark.parametrize("max_size", [1 << 62, 1 << 63, 1 << 80])
+def test_limits_beyond_2_to_the_62_are_capped_there_in_both_codecs(codec, max_size):
+    # Found by the coverage-guided fuzzer: the C parser caps the limit at 2**62 (a long long);
+    # the pure one kept it as given and waited for the payload where C failed with 1009.
+    parser = codec.FrameParser(max_message_size=max_size)
+    header = client_frame(OP_BINARY, b"", length=(1 << 62) + 1, length_bits=64)
+    expect_error(parser, header, 1009)
+
+
+def test_buffered_is_zero_after_an_error(codec):
+    # Found by the coverage-guided fuzzer: a split header finished in the C parser's slow path
+    # left the bytes counted after a 1007.
+    parser = codec.FrameParser()
+    assert parser.feed(client_frame(OP_TEXT, b"\xff\xfe\xfd\xfc\xfb")[:1]) == []
+    expect_error(parser, client_frame(OP_TEXT, b"\xff\xfe\xfd\xfc\xfb")[1:], 1007)
+    assert parser.buffered == 0
+
+
+def test_header_alone_then_payload(codec):
+    # A chunk that ends right after a data frame's header (an empty payload piece: the C parser
+    # must not touch its message buffer, which is not allocated yet; clang's UBSan caught it).
+    parser = codec.FrameParser()
+    frame = client_frame(OP_BINARY, b"hello")
+    assert parser.feed(frame[:6]) == []
+    [message] = parser.feed(frame[6:])
+    assert message.data == b"hello"
+
+
 def test_frame_announcing_more_than_max_message_size_fails_with_1009_from_its_header(codec):
     parser = codec.FrameParser(max_message_size=1000)
     header = client_frame(OP_BINARY, b"", length=1001)
@@ -387,9 +415,7 @@ def test_text_validation_is_not_confused_by_an_interleaved_binary_message(codec)
 
 def test_exc_items_holds_the_items_completed_before_the_error_in_the_same_call(codec):
     parser = codec.FrameParser()
-    assert [m.data for m in parser.feed(client_frame(OP_TEXT, b"earlier call"))] == [
-        "earlier call"
-    ]
+    assert [m.data for m in parser.feed(client_frame(OP_TEXT, b"earlier call"))] == ["earlier call"]
     stream = (
         client_frame(OP_TEXT, b"one")
         + client_frame(OP_PING, b"p")
