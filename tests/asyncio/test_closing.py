@@ -155,6 +155,57 @@ def test_protocol_error_closes_with_1002() -> None:
     run(main)
 
 
+async def _echo_then_close(port: int) -> bytes:
+    """Send a message and a frame with RSV1 set (no extension) in one write: all the server
+    sends back, up to its TCP close."""
+    reader, writer = await raw_client(port)
+    writer.write(masked_frame(0x1, b"hello") + bytes([0xC1, 0x80]) + b"abcd")
+    data = await asyncio.wait_for(reader.read(), 2)
+    writer.close()
+    await writer.wait_closed()
+    return data
+
+
+@pytest.mark.parametrize("mode", ["handler", "on_message"])
+def test_answers_to_messages_before_a_protocol_error_go_out_before_the_close(mode: str) -> None:
+    # The Autobahn suite's strict verdict (cases 3.2, 4.1.3, 5.15, ...).
+    async def on_message_echo(ws: fa.ServerWebSocket) -> None:
+        ws.on_message = ws.send_nowait
+        await ws.wait_closed()
+
+    async def main() -> None:
+        handler = echo if mode == "handler" else on_message_echo
+        async with fa.serve(handler, "127.0.0.1", 0) as server:
+            data = await _echo_then_close(server.port)
+            assert data[:7] == b"\x81\x05hello"  # the echo first
+            assert data[7] == 0x88 and int.from_bytes(data[9:11], "big") == 1002
+
+    run(main)
+
+
+def test_a_handler_that_does_not_read_gets_the_failure_after_a_grace(monkeypatch: Any) -> None:
+    import fastws.asyncio._protocol as protocol
+
+    monkeypatch.setattr(protocol, "FAILURE_GRACE", 0.2)
+    seen: Dict[str, Any] = {}
+
+    async def busy(ws: fa.ServerWebSocket) -> None:
+        await asyncio.sleep(0.5)  # reads nothing meanwhile
+        seen["code"] = ws.close_code
+
+    async def main() -> None:
+        async with fa.serve(busy, "127.0.0.1", 0) as server:
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            data = await _echo_then_close(server.port)
+            assert 0.15 < loop.time() - start < 0.45
+            assert data[0] == 0x88 and int.from_bytes(data[2:4], "big") == 1002
+            await asyncio.sleep(0.4)
+        assert seen["code"] == 1006  # the server closed TCP without a reply to its close
+
+    run(main)
+
+
 def test_message_over_max_message_size_closes_with_1009() -> None:
     async def main() -> None:
         async with fa.serve(echo, "127.0.0.1", 0, max_message_size=1000) as server:

@@ -196,6 +196,57 @@ def test_protocol_errors_close_with_their_code_after_earlier_messages(codec, fra
     assert server.state is State.CLOSED
 
 
+def _message_then_violation(codec):
+    server = open_server(codec)
+    server.receive_data(client_frame(codec, 1, "hello") + bytes([0xC1, 0x80]) + b"abcd")
+    assert server.events() == [codec.TextMessage("hello")]
+    return server
+
+
+def test_answers_to_messages_before_a_protocol_error_go_out_before_the_close(codec):
+    # The Autobahn suite's strict verdict (cases 3.2, 4.1.3, 5.15, ...): the failure waits
+    # until the I/O layer takes the data to send, after the application's answers.
+    server = _message_then_violation(codec)
+    assert server.failure_pending and server.state is State.OPEN
+    assert not server.should_close_transport
+    server.send_text("hello")  # the echo
+    echo, close = parse_frames(codec, server.data_to_send(), from_client=False)
+    assert echo == codec.TextMessage("hello")
+    assert close.code == 1002
+    assert not server.failure_pending
+    assert server.state is State.CLOSING and server.should_close_transport
+    with pytest.raises(InvalidStateError, match="CLOSING"):
+        server.send_text("too late")
+
+
+def test_a_pending_failure_acts_at_close_timer_and_eof(codec):
+    # close(): the peer's protocol error wins, its code is the one sent.
+    server = _message_then_violation(codec)
+    server.close(1000, "bye")
+    [close] = parse_frames(codec, server.data_to_send(), from_client=False)
+    assert close.code == 1002 and server.should_close_transport
+    # A timer.
+    server = _message_then_violation(codec)
+    server.handle_timer(1.0)
+    assert server.state is State.CLOSING and not server.failure_pending
+    # The peer closing TCP: the close frame is sent first (for form's sake), then CLOSED.
+    server = _message_then_violation(codec)
+    server.receive_data(b"")
+    [closed] = server.events()
+    assert closed.code == 1006 and closed.sent_code == 1002
+    # More data: discarded, the failure still waits for the answers.
+    server = _message_then_violation(codec)
+    server.receive_data(client_frame(codec, 1, "after"))
+    assert server.events() == [] and server.failure_pending
+
+
+def test_a_protocol_error_alone_fails_at_once(codec):
+    server = open_server(codec)
+    server.receive_data(bytes([0xC1, 0x80]) + b"abcd")
+    assert not server.failure_pending
+    assert server.state is State.CLOSING and server.should_close_transport
+
+
 def test_protocol_error_on_the_client_side(codec):
     client = open_client(codec)
     client.receive_data(client_frame(codec, 1, "masked"))  # a server must not mask

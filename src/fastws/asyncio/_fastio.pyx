@@ -471,7 +471,7 @@ cdef class SocketTransport:
         cdef object ws = self._ws
         cdef object conn = self._conn
         cdef list events
-        cdef bint other = False, queued = False
+        cdef bint other = False, queued = False, failed = False
         cdef object data
         # conn.receive_events(data, now), its fast path repeated here (keep them in step):
         # while the connection is open with no events waiting, the parser's items are the
@@ -487,6 +487,7 @@ cdef class SocketTransport:
             except ProtocolError as exc:
                 conn._protocol_error(exc, self._now())
                 events = conn.events()
+                failed = True
             else:
                 if conn._parser.controls:
                     conn._handle_items(events, self._now())
@@ -496,6 +497,7 @@ cdef class SocketTransport:
                     data.release()
         else:
             events = self._receive_events(PyBytes_FromStringAndSize(p, n), self._now())
+            failed = True  # maybe: the slow path does not say
         if PyList_GET_SIZE(events) == 0:
             if conn.should_close_transport:
                 ws._after()
@@ -528,6 +530,14 @@ cdef class SocketTransport:
             ws._after()
         if queued or (PyList_GET_SIZE(self._queue) and ws._head < len(self._queue)):
             ws._wake()
+        if failed and conn._failure is not None:
+            # A protocol error came after these messages (as in WebSocket.data_received): the
+            # connection fails when the handler sends or has taken them, or after
+            # FAILURE_GRACE; with on_message, now, after the answers the callbacks framed.
+            if callback is None:
+                ws._fail_later()
+            else:
+                ws._fail_now()
 
     cdef _on_eof(self):
         self._remove_reader()

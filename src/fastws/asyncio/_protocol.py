@@ -47,6 +47,9 @@ DEFAULT_WRITE_LIMIT = 64 * 1024
 
 #: Bytes read from the socket at most per call (asyncio's selector transport reads 256 KiB).
 READ_BUFFER_SIZE = 256 * 1024
+#: Seconds a protocol error found after messages waits for the handler to take them (and
+#: maybe answer) before the connection fails anyway; see WebSocket.data_received.
+FAILURE_GRACE = 1.0
 
 _TEXT = TextMessage
 _BINARY = BinaryMessage
@@ -473,6 +476,11 @@ class WebSocket(asyncio.Protocol):
         elif conn.should_close_transport:
             self._after()
         self._wake()
+        if conn._failure is not None:
+            # A protocol error came after these messages: the connection fails when the
+            # handler sends (data_to_send) or has taken them all (_wait_message), so that its
+            # answers go out before the close frame, or after FAILURE_GRACE otherwise.
+            self._fail_later()
 
     def eof_received(self) -> Optional[bool]:
         self._conn.receive_data(b"", self._time())
@@ -538,9 +546,17 @@ class WebSocket(asyncio.Protocol):
 
     async def _wait_message(self) -> None:
         """Wait until a message is queued; raise the close error if none will come."""
+        kicked = False
         while self._head >= len(self._queue):
             if self._closed is not None:
                 raise WebSocketClosed.from_event(self._closed)
+            conn = self._conn
+            if not kicked and (conn._failure is not None or conn.should_close_transport):
+                # Every message before a protocol error is taken (see data_received): fail,
+                # or close the transport after a failure a send acted on.
+                kicked = True
+                self._fail_now()
+                continue
             if self._waiter is not None:
                 raise RuntimeError("another coroutine is already waiting for the next message")
             waiter = self._waiter = self._loop.create_future()
@@ -618,8 +634,18 @@ class WebSocket(asyncio.Protocol):
                 if not future.done():
                     future.set_result(None)
 
+    def _fail_later(self) -> None:
+        self._loop.call_later(FAILURE_GRACE, self._fail_now)
+
+    def _fail_now(self) -> None:
+        """Act on a protocol error the connection left pending (see data_received)."""
+        self._conn._fail_pending()
+        self._after()
+
     def _flush(self) -> None:
-        out = self._conn.data_to_send()
+        conn = self._conn
+        # Not the pending failure (see data_received): only a send, or _fail_now, acts on it.
+        out = conn.data_to_send() if conn._failure is None else conn._output_keeping_failure()
         transport = self._transport
         if out and transport is not None and not transport.is_closing():
             transport.write(out)
