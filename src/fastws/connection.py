@@ -6,7 +6,11 @@ A connection never touches a socket, a clock or a thread. The I/O layer that dri
   TCP connection ends for any reason (including when it closed the connection itself);
 - writes out ``data_to_send()`` after every call, and closes the TCP connection once
   ``should_close_transport`` is True and that data is written (RFC 6455 7.1.1: the server
-  closes first; the client closes only when the server does not);
+  closes first; the client closes only when the server does not). When a protocol error
+  follows complete messages in one chunk, the messages come out of ``events()`` and the
+  connection fails (close frame, ``should_close_transport``) at the next ``data_to_send()``:
+  an I/O layer that handles the events before taking the data to send gets its answers to
+  them out first (``failure_pending`` is True meanwhile);
 - calls ``handle_timer(now)`` when ``next_deadline()`` is reached. A deadline of ``-inf`` means
   "call me now": the connection needs the current time to start a timer because it was told
   about a state change (the connection opening, a close starting) without ``now``.
@@ -762,6 +766,9 @@ class ServerConnection(_Connection):
         state: CONNECTING, OPEN, CLOSING or CLOSED (:class:`fastws.State`).
         should_close_transport: True once the I/O layer must close the TCP connection after
             writing out ``data_to_send()`` (RFC 6455 7.1.1 and 7.1.7).
+        failure_pending: a protocol error came after the messages ``events()`` returned;
+            the connection fails at the next ``data_to_send()``, ``close()``,
+            ``handle_timer()`` or end of the TCP connection (see the module's docstring).
         subprotocol: the subprotocol in use, or None.
         extensions: the extensions in use, as ``(name, params)`` pairs from the response.
         latency: the round-trip time of the last answered ping (heartbeat or ``ping()``), or
