@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import pytest
 
@@ -208,15 +208,23 @@ async def _http_get(
     return answer
 
 
-@pytest.mark.parametrize("fast_transport", [True, False])
-def test_process_request_answers_plain_http_requests(fast_transport: bool) -> None:
-    seen: list[Any] = []
+def _health_hook(seen: list[Any]) -> Callable[[fastws.Request], Optional[Any]]:
+    """A process_request hook that answers ``/health`` with 200 and lets everything else
+    through; it records each request's ``(method, path, upgrade)`` in ``seen``."""
 
     def hook(request: fastws.Request) -> Optional[Any]:
-        seen.append((request.path, request.upgrade))
+        seen.append((request.method, request.path, request.upgrade))
         if request.path == "/health":
             return fa.Reject(200, [("Content-Type", "text/plain")], "ok\n")
         return None
+
+    return hook
+
+
+@pytest.mark.parametrize("fast_transport", [True, False])
+def test_process_request_answers_plain_http_requests(fast_transport: bool) -> None:
+    seen: list[Any] = []
+    hook = _health_hook(seen)
 
     async def main() -> None:
         async with fa.serve(
@@ -239,7 +247,12 @@ def test_process_request_answers_plain_http_requests(fast_transport: bool) -> No
                 assert await ws.recv() == "hi"
 
     run(main)
-    assert seen == [("/health", False), ("/health", False), ("/", False), ("/chat", True)]
+    assert seen == [
+        ("GET", "/health", False),
+        ("HEAD", "/health", False),
+        ("GET", "/", False),
+        ("GET", "/chat", True),
+    ]
 
 
 def test_plain_http_requests_get_400_without_process_request() -> None:
@@ -264,12 +277,7 @@ def test_process_request_answers_plain_requests_over_http_1_0_and_options(
     fast_transport: bool,
 ) -> None:
     seen: list[Any] = []
-
-    def hook(request: fastws.Request) -> Optional[Any]:
-        seen.append((request.method, request.path, request.upgrade))
-        if request.path == "/health":
-            return fa.Reject(200, [("Content-Type", "text/plain")], "ok\n")
-        return None
+    hook = _health_hook(seen)
 
     async def main() -> None:
         async with fa.serve(
