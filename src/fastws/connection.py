@@ -295,9 +295,14 @@ class _Connection:
     data_to_send: Callable[[], bytes]
 
     def _data_to_send_head(self) -> bytes:
+        self.data_to_send = self._take
+        return self._take_all()
+
+    def _take_all(self) -> bytes:
+        """The queued HTTP head, if any, and frames, leaving ``data_to_send`` as it is (the
+        asyncio layer takes its output so while a failure is pending)."""
         out = self._out
         self._out = b""
-        self.data_to_send = self._take
         return out + self._take()  # type: ignore[no-any-return]
 
     def _send_head(self, head: bytes) -> None:
@@ -645,13 +650,6 @@ class _Connection:
             self._failure = None
             self.data_to_send = self._data_to_send_head if self._out else self._take
             self._fail(*failure)
-
-    def _output_keeping_failure(self) -> bytes:
-        """``data_to_send()`` without acting on a pending failure: for an I/O layer that
-        lets the application answer first (fastws.asyncio)."""
-        out = self._out
-        self._out = b""
-        return out + self._take()  # type: ignore[no-any-return]
 
     def _fail(self, exc: ProtocolError, now: Optional[float]) -> None:
         if self._close_sent is None:

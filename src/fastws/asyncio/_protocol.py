@@ -645,7 +645,7 @@ class WebSocket(asyncio.Protocol):
     def _flush(self) -> None:
         conn = self._conn
         # Not the pending failure (see data_received): only a send, or _fail_now, acts on it.
-        out = conn.data_to_send() if conn._failure is None else conn._output_keeping_failure()
+        out = conn.data_to_send() if conn._failure is None else conn._take_all()
         transport = self._transport
         if out and transport is not None and not transport.is_closing():
             transport.write(out)
