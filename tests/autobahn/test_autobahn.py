@@ -42,3 +42,15 @@ def test_autobahn_suite(mode: str, codec: str, tmp_path: Path) -> None:
     # The testee really ran on the codec asked for.
     log = (tmp_path / "log.txt").read_text()
     assert f"codec {codec}" in log, log[:2000]
+
+
+def test_autobahn_suite_server_on_uvloop(tmp_path: Path) -> None:
+    assert WSTEST, "FASTWS_REQUIRE_AUTOBAHN=1 but FASTWS_WSTEST is not set"
+    pytest.importorskip("uvloop")
+    results = suite.run(
+        "server", shlex.split(WSTEST), tmp_path, ["*"], suite.quick_exclusions(), uvloop=True
+    )
+    assert len(results) >= 400, suite.summary(results)
+    failed = suite.failures(results)
+    assert not failed, {case: results[case] for case in failed}
+    assert "loop uvloop." in (tmp_path / "log.txt").read_text()

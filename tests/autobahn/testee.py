@@ -41,7 +41,8 @@ async def serve(port: int) -> None:
         ping_interval=None,
         close_timeout=2.0,
     ) as server:
-        print(f"listening {server.port}", flush=True)
+        loop = type(asyncio.get_running_loop())
+        print(f"listening {server.port}, loop {loop.__module__}.{loop.__name__}", flush=True)
         await asyncio.Future()
 
 
