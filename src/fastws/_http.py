@@ -212,7 +212,11 @@ def parse_request_head(
     if not _TOKEN.fullmatch(method):
         raise HTTPError(400, f"invalid method {method[:16]!r}")
     _check_version(version, http_1_0)
-    if not target.startswith("/") or not _FIELD_VALUE.fullmatch(target) or "\t" in target:
+    # The origin form ("/path?query"), or the asterisk form of a server-wide OPTIONS (RFC
+    # 9112 3.2.4), which some health checks send.
+    if not (target == "*" and method == "OPTIONS") and (
+        not target.startswith("/") or not _FIELD_VALUE.fullmatch(target) or "\t" in target
+    ):
         raise HTTPError(400, f"invalid request target {target[:64]!r}")
     return method, target, version, _parse_fields(lines[1:], max_headers)
 

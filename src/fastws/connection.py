@@ -747,8 +747,9 @@ class ServerConnection(_Connection):
             :class:`Request` whose ``upgrade`` is False, to be answered with ``reject`` (a
             health check's 200, a redirect, a page), rather than answering them itself (400,
             405 or 505). Plain means a ``GET`` without ``Upgrade: websocket``, or any ``HEAD``
-            or ``OPTIONS`` (only a GET can open a WebSocket), over HTTP/1.1 or HTTP/1.0, as
-            load balancers' health checks often send (HAProxy: ``OPTIONS / HTTP/1.0``). The
+            or ``OPTIONS`` (only a GET can open a WebSocket; ``OPTIONS *`` too), over
+            HTTP/1.1 or HTTP/1.0, as load balancers' health checks often send (HAProxy:
+            ``OPTIONS / HTTP/1.0``). The
             answer still says HTTP/1.1 and closes the connection. Other methods get 405 with
             ``Allow: GET, HEAD, OPTIONS``; a WebSocket handshake over HTTP/1.0 still gets 505.
 

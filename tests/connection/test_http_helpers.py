@@ -64,6 +64,20 @@ def test_request_head_over_http_1_0_only_when_allowed():
     assert info.value.status == 505
 
 
+def test_request_head_asterisk_form_only_for_options():
+    # RFC 9112 3.2.4: "*" is the target of a server-wide OPTIONS, and of no other method.
+    head = b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"
+    assert parse_request_head(head, 10)[:3] == ("OPTIONS", "*", "HTTP/1.1")
+    for bad in (
+        b"GET * HTTP/1.1\r\n\r\n",
+        b"OPTIONS ** HTTP/1.1\r\n\r\n",
+        b"OPTIONS *x HTTP/1.1\r\n\r\n",
+    ):
+        with pytest.raises(HTTPError) as info:
+            parse_request_head(bad, 10)
+        assert info.value.status == 400
+
+
 def test_response_head_without_reason_phrase():
     status, phrase, headers = parse_response_head(b"HTTP/1.1 101\r\nA: b\r\n\r\n", 10)
     assert (status, phrase, headers["a"]) == (101, "", "b")

@@ -492,6 +492,20 @@ def test_plain_options_reaches_the_application_with_its_body_answered(codec):
     assert response.endswith(b"\r\n\r\nok\n")  # unlike HEAD, the body is sent
 
 
+def test_server_wide_options_reaches_the_application(codec):
+    # "OPTIONS * HTTP/1.0": the asterisk form (RFC 9112 3.2.4), as some health checks send.
+    server, request = server_with_request(codec, b"OPTIONS * HTTP/1.0\r\n\r\n", http_requests=True)
+    assert request.upgrade is False and request.method == "OPTIONS" and request.path == "*"
+    server.reject(200, [("Allow", "GET, HEAD, OPTIONS")], "")
+    assert _status(server.data_to_send()) == 200
+
+
+def test_server_wide_options_without_plain_requests_is_not_a_handshake(codec):
+    head = b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"
+    assert _status(_auto_rejected(codec, head)) == 405
+    assert _status(_auto_rejected(codec, head.replace(b"OPTIONS", b"GET"))) == 400
+
+
 @pytest.mark.parametrize("method", ["HEAD", "OPTIONS"])
 def test_only_a_get_with_upgrade_is_a_handshake_when_plain_requests_are_asked_for(codec, method):
     # A HEAD or OPTIONS asking for websocket cannot open one (RFC 6455 4.1: a GET); its
