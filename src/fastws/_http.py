@@ -39,6 +39,9 @@ _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FIELD_VALUE: Final = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 _QUOTED: Final = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _HTTP_VERSION: Final = re.compile(r"HTTP/(\d)\.(\d)")
+# RFC 9112 3.2.2: the absolute form of a request target, "http://authority/path?query" (RFC
+# 6455 4.2.1 allows it for the handshake): the authority, then the path and query, if any.
+_ABSOLUTE_FORM: Final = re.compile(r"(?i:https?)://([^/?#@]+)([/?][^#]*)?")
 
 
 class HTTPError(Exception):
@@ -198,7 +201,10 @@ def parse_request_head(
             WebSocket handshake over it gets).
 
     Returns:
-        ``(method, target, version, headers)``; ``version`` as sent, e.g. ``"HTTP/1.1"``.
+        ``(method, target, version, headers)``; ``version`` as sent, e.g. ``"HTTP/1.1"``. A
+        target in absolute form (``http://host/path?query``) comes back in origin form
+        (``/path?query``), and its authority replaces the ``Host`` field (RFC 9112 3.2.2:
+        the server uses the target's authority and ignores ``Host``).
 
     Raises:
         HTTPError: the head is malformed (400), has too many fields (431) or is not HTTP/1.1
@@ -214,11 +220,26 @@ def parse_request_head(
     _check_version(version, http_1_0)
     # The origin form ("/path?query"), or the asterisk form of a server-wide OPTIONS (RFC
     # 9112 3.2.4), which some health checks send.
+    absolute = _ABSOLUTE_FORM.fullmatch(target)
+    authority = None
+    if absolute is not None:
+        authority = absolute.group(1)
+        target = absolute.group(2) or "/"
+        if target.startswith("?"):
+            target = "/" + target
     if not (target == "*" and method == "OPTIONS") and (
         not target.startswith("/") or not _FIELD_VALUE.fullmatch(target) or "\t" in target
     ):
         raise HTTPError(400, f"invalid request target {target[:64]!r}")
-    return method, target, version, _parse_fields(lines[1:], max_headers)
+    headers = _parse_fields(lines[1:], max_headers)
+    if authority is not None:
+        if not _FIELD_VALUE.fullmatch(authority) or "\t" in authority:
+            raise HTTPError(400, f"invalid request target {parts[1][:64]!r}")
+        items = [(name, value) for name, value in headers if name.lower() != "host"]
+        first = next((i for i, (name, _) in enumerate(headers) if name.lower() == "host"), 0)
+        items.insert(first, ("Host", authority))
+        headers = Headers(items)
+    return method, target, version, headers
 
 
 def parse_response_head(head: bytes, max_headers: int) -> Tuple[int, str, Headers]:

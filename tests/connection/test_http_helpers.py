@@ -78,6 +78,35 @@ def test_request_head_asterisk_form_only_for_options():
         assert info.value.status == 400
 
 
+@pytest.mark.parametrize(
+    "target, path, host",
+    [
+        ("http://a.example:8080/chat?x=1", "/chat?x=1", "a.example:8080"),
+        ("HTTPS://a.example", "/", "a.example"),
+        ("http://a.example?q", "/?q", "a.example"),
+    ],
+)
+def test_request_head_absolute_form_becomes_origin_form(target, path, host):
+    # RFC 9112 3.2.2: the target's authority is the host; the Host field is ignored (here
+    # sent twice, which would otherwise be refused) and its value replaced where it stood.
+    head = f"GET {target} HTTP/1.1\r\nX: 1\r\nHost: other\r\nHost: b\r\nY: 2\r\n\r\n"
+    _, got, _, headers = parse_request_head(head.encode(), 10)
+    assert got == path
+    assert list(headers) == [("X", "1"), ("Host", host), ("Y", "2")]
+    # Without any Host field, the authority supplies one.
+    _, _, _, headers = parse_request_head(f"GET {target} HTTP/1.1\r\n\r\n".encode(), 10)
+    assert list(headers) == [("Host", host)]
+
+
+@pytest.mark.parametrize(
+    "target", ["http://user@a.example/", "http:///x", "ftp://a.example/x", "http://a/x#frag", "a/x"]
+)
+def test_request_head_bad_absolute_form(target):
+    with pytest.raises(HTTPError) as info:
+        parse_request_head(f"GET {target} HTTP/1.1\r\nHost: a\r\n\r\n".encode(), 10)
+    assert info.value.status == 400
+
+
 def test_response_head_without_reason_phrase():
     status, phrase, headers = parse_response_head(b"HTTP/1.1 101\r\nA: b\r\n\r\n", 10)
     assert (status, phrase, headers["a"]) == (101, "", "b")

@@ -492,6 +492,15 @@ def test_plain_options_reaches_the_application_with_its_body_answered(codec):
     assert response.endswith(b"\r\n\r\nok\n")  # unlike HEAD, the body is sent
 
 
+def test_handshake_with_an_absolute_target(codec):
+    # RFC 6455 4.2.1: the Request-URI may be an absolute HTTP URI holding the resource name.
+    head = request_head(path="http://ws.example.com/chat?room=1")
+    server, request = server_with_request(codec, head)
+    assert request.path == "/chat?room=1" and request.host == "ws.example.com"
+    server.accept()
+    assert _status(server.data_to_send()) == 101 and server.state is State.OPEN
+
+
 def test_server_wide_options_reaches_the_application(codec):
     # "OPTIONS * HTTP/1.0": the asterisk form (RFC 9112 3.2.4), as some health checks send.
     server, request = server_with_request(codec, b"OPTIONS * HTTP/1.0\r\n\r\n", http_requests=True)
