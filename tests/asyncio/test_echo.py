@@ -121,8 +121,17 @@ def test_two_concurrent_recv_calls_are_refused() -> None:
                 await asyncio.sleep(0.01)
                 with pytest.raises(RuntimeError):
                     await ws.recv()
+                with pytest.raises(RuntimeError):
+                    await ws.__anext__()
                 await ws.send("x")
                 assert await first == "x"
+                # The same the other way round: async for waiting, recv refused.
+                second = asyncio.ensure_future(ws.__anext__())
+                await asyncio.sleep(0.01)
+                with pytest.raises(RuntimeError):
+                    await ws.recv()
+                await ws.send("y")
+                assert await second == "y"
 
     run(main)
 
@@ -135,6 +144,14 @@ def test_cancelled_recv_loses_no_message() -> None:
                     await asyncio.wait_for(ws.recv(), 0.05)
                 await ws.send("after")
                 assert await ws.recv() == "after"
+                # A cancelled wait leaves no waiter behind: the next one waits as usual.
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(ws.__anext__(), 0.05)
+                pending = asyncio.ensure_future(ws.recv())
+                await asyncio.sleep(0.01)
+                assert not pending.done()
+                await ws.send("again")
+                assert await pending == "again"
 
     run(main)
 

@@ -239,7 +239,11 @@ class WebSocket(asyncio.Protocol):
         queue = self._queue
         head = self._head
         if head >= len(queue):
-            await self._wait_message()
+            waiter = self._quick_waiter()
+            if waiter is not None:
+                await waiter
+            if self._head >= len(queue):
+                await self._wait_message()
             head = self._head
         message = queue[head]
         head += 1
@@ -261,10 +265,14 @@ class WebSocket(asyncio.Protocol):
         queue = self._queue
         head = self._head
         if head >= len(queue):
-            try:
-                await self._wait_message()
-            except ClosedOK:
-                raise StopAsyncIteration from None
+            waiter = self._quick_waiter()
+            if waiter is not None:
+                await waiter
+            if self._head >= len(queue):
+                try:
+                    await self._wait_message()
+                except ClosedOK:
+                    raise StopAsyncIteration from None
             head = self._head
         message = queue[head]
         head += 1
@@ -544,6 +552,26 @@ class WebSocket(asyncio.Protocol):
             if transport is not None and not transport.is_closing():
                 transport.resume_reading()
 
+    def _quick_waiter(self) -> "Optional[asyncio.Future[None]]":
+        """The future ``_wait_message`` would wait on first, set as the waiter, when it has
+        nothing else to do (the common case): ``recv`` and ``__anext__`` await it without
+        ``_wait_message``'s coroutine (about 4% of the handler mode's CPU per message), and
+        call that for anything else. None otherwise.
+
+        A waiter is cleared when it is woken; one left set is done only if its wait was
+        cancelled, and counts as no waiter (here and in ``_wait_message``)."""
+        conn = self._conn
+        waiter = self._waiter
+        if (
+            (waiter is None or waiter.done())
+            and self._closed is None
+            and conn._failure is None
+            and not conn.should_close_transport
+        ):
+            waiter = self._waiter = self._loop.create_future()
+            return waiter
+        return None
+
     async def _wait_message(self) -> None:
         """Wait until a message is queued; raise the close error if none will come."""
         kicked = False
@@ -557,7 +585,7 @@ class WebSocket(asyncio.Protocol):
                 kicked = True
                 self._fail_now()
                 continue
-            if self._waiter is not None:
+            if self._waiter is not None and not self._waiter.done():
                 raise RuntimeError("another coroutine is already waiting for the next message")
             waiter = self._waiter = self._loop.create_future()
             try:
