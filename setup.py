@@ -35,6 +35,9 @@ class OptionalBuildExt(build_ext):
             super().build_extension(ext)
         except Exception as exc:  # noqa: BLE001 - compiler missing, compile error, ...
             self._fail(exc, ext.name)
+            # Marked optional, setuptools skips the missing file when it copies an --inplace
+            # build back to the sources (else that copy fails, and so do the other extensions).
+            ext.optional = True
 
     def _fail(self, exc: Exception, name: str = "fastws._speedups") -> None:
         if REQUIRE_EXTENSIONS:
@@ -42,6 +45,7 @@ class OptionalBuildExt(build_ext):
         fallback = {
             "fastws._speedups": "the pure-Python codec, which is much slower",
             "fastws.asyncio._fastio": "asyncio's own transports only",
+            "fastws.bench._loadgen": "the benchmark's Python client, which caps its figures",
         }.get(name, "without it")
         warnings.warn(
             f"fastws: the C extension {name} could not be built ({exc}); installing {fallback}",
@@ -79,6 +83,15 @@ def extensions() -> list:
             Extension(
                 "fastws.asyncio._fastio",
                 sources=["src/fastws/asyncio/_fastio.pyx"],
+                extra_compile_args=cflags,
+            )
+        )
+    if sys.platform.startswith("linux"):
+        # The end-to-end benchmark's compiled client (epoll).
+        exts.append(
+            Extension(
+                "fastws.bench._loadgen",
+                sources=["src/fastws/bench/_loadgen.pyx"],
                 extra_compile_args=cflags,
             )
         )

@@ -198,6 +198,7 @@ def _replay(args: argparse.Namespace) -> int:
     out.write(f"figures of {args.load}, measured with: {command}\n")
     out.write(
         f"fastws {info.get('fastws', '?')} on {info.get('python', '?')}, {info.get('cpu', '?')}\n"
+        f"end-to-end client: {info.get('e2e_client', 'Python (select.epoll, socket)')}\n"
     )
     _report.print_table(results, out)
     targets.print_targets(results, out)

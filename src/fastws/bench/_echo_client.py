@@ -10,6 +10,12 @@ echo it sends the same frames without a handshake and gets them back as they wer
 - :class:`Concurrent`: many connections, one message in flight on each, driven by one
   ``epoll`` loop; each reply triggers the next request on its connection.
 - :func:`open_idle`: many connections that complete the handshake and then stay silent.
+
+The loops of :class:`RoundTrip` and :class:`Concurrent` are compiled
+(:mod:`fastws.bench._loadgen`, Linux) when that extension can be imported, so that no Python
+runs per message and the client is not what caps the fastest servers; the Python loops below
+do the same and are used otherwise, or when ``FASTWS_BENCH_PY_CLIENT=1`` (or
+``FASTWS_NO_EXTENSIONS=1``) is set. :data:`CLIENT` says which one a run uses.
 """
 
 from __future__ import annotations
@@ -19,11 +25,34 @@ import os
 import select
 import socket
 from itertools import repeat
+from types import ModuleType
+from typing import TYPE_CHECKING, Optional
 
 from . import _data
 from ._peers import BenchCheckError
 
-__all__ = ["Concurrent", "Endpoint", "RoundTrip", "hang_up", "open_idle"]
+if TYPE_CHECKING:
+    from ._loadgen import ConcurrentEcho
+
+__all__ = ["CLIENT", "COMPILED", "Concurrent", "Endpoint", "RoundTrip", "hang_up", "open_idle"]
+
+
+def _flag(name: str) -> bool:
+    # Same convention as setup.py and fastws.codec: any non-empty value but "0" is on.
+    return os.environ.get(name, "") not in ("", "0")
+
+
+_loadgen: Optional[ModuleType] = None
+if not (_flag("FASTWS_BENCH_PY_CLIENT") or _flag("FASTWS_NO_EXTENSIONS")):
+    try:
+        from . import _loadgen
+    except ImportError:
+        pass
+
+COMPILED = _loadgen is not None
+"""True when the client's loops are the compiled ones (the default where they are built)."""
+CLIENT = "compiled (fastws.bench._loadgen, epoll)" if COMPILED else "Python (select.epoll, socket)"
+"""The client's loops, in words, for the report."""
 
 _MASK = b"\x1f\x2e\x3d\x4c"
 _OP_TEXT = 0x1
@@ -106,13 +135,25 @@ def _recv_exactly(sock: socket.socket, view: memoryview) -> None:
         got += n
 
 
+def _compiled_module(compiled: bool) -> Optional[ModuleType]:
+    if compiled and _loadgen is None:
+        raise RuntimeError("the compiled client (fastws.bench._loadgen) is not available")
+    return _loadgen if compiled else None
+
+
 class RoundTrip:
     """One connection, one message at a time: send, wait for the whole echo, repeat.
 
     Calling it with ``n`` makes ``n`` round trips; ``close()`` closes the connection.
+
+    Args:
+        endpoint: the server.
+        size: the length of the text message, in bytes.
+        compiled: run the compiled loop (the default where it is built) or the Python one.
     """
 
-    def __init__(self, endpoint: Endpoint, size: int) -> None:
+    def __init__(self, endpoint: Endpoint, size: int, compiled: bool = COMPILED) -> None:
+        self._compiled = _compiled_module(compiled)
         self.sock = endpoint.connect()
         self.websocket = endpoint.websocket
         self.frame, expected = endpoint.exchange(size)
@@ -123,6 +164,9 @@ class RoundTrip:
             raise BenchCheckError(f"wrong echo: {bytes(self.buffer[:16])!r}...")
 
     def __call__(self, n: int) -> None:
+        if self._compiled is not None:
+            self._compiled.round_trip(self.sock.fileno(), self.frame, self.buffer, n)
+            return
         sock = self.sock
         frame = self.frame
         view = self.view
@@ -147,31 +191,48 @@ class Concurrent:
 
     Calling it with ``n`` sends ``n`` messages in all and returns when every echo is back;
     ``close()`` closes the connections.
+
+    Args:
+        endpoint: the server.
+        size: the length of the text message, in bytes.
+        connections: how many connections.
+        compiled: run the compiled loop (the default where it is built) or the Python one.
     """
 
-    def __init__(self, endpoint: Endpoint, size: int, connections: int) -> None:
+    def __init__(
+        self, endpoint: Endpoint, size: int, connections: int, compiled: bool = COMPILED
+    ) -> None:
+        compiled_module = _compiled_module(compiled)
         self.socks = [endpoint.connect() for _ in range(connections)]
         self.websocket = endpoint.websocket
-        for sock in self.socks:
-            sock.setblocking(False)
         self.frame, expected = endpoint.exchange(size)
         self.reply = len(expected)
-        self.epoll = select.epoll()
-        self.by_fd = {sock.fileno(): sock for sock in self.socks}
-        for fd in self.by_fd:
-            self.epoll.register(fd, select.EPOLLIN)
-        self.pending = dict.fromkeys(self.by_fd, 0)
         # Check one echo per connection before anything is timed.
         for sock in self.socks:
-            sock.setblocking(True)
             sock.sendall(self.frame)
             buf = bytearray(self.reply)
             _recv_exactly(sock, memoryview(buf))
             if bytes(buf) != expected:
                 raise BenchCheckError(f"wrong echo: {bytes(buf[:16])!r}...")
             sock.setblocking(False)
+        self.by_fd = {sock.fileno(): sock for sock in self.socks}
+        self.pending = dict.fromkeys(self.by_fd, 0)
+        self.epoll: Optional[select.epoll] = None
+        self.compiled_loop: Optional[ConcurrentEcho] = None
+        if compiled_module is not None:
+            self.compiled_loop = compiled_module.ConcurrentEcho(
+                list(self.by_fd), self.frame, self.reply
+            )
+        else:
+            self.epoll = select.epoll()
+            for fd in self.by_fd:
+                self.epoll.register(fd, select.EPOLLIN)
 
     def __call__(self, n: int) -> None:
+        if self.compiled_loop is not None:
+            self.compiled_loop(n)
+            return
+        assert self.epoll is not None
         frame = self.frame
         reply = self.reply
         by_fd = self.by_fd
@@ -200,7 +261,10 @@ class Concurrent:
 
     def close(self) -> None:
         """Close every connection."""
-        self.epoll.close()
+        if self.compiled_loop is not None:
+            self.compiled_loop.close()
+        if self.epoll is not None:
+            self.epoll.close()
         for sock in self.socks:
             hang_up(sock, self.websocket)
 

@@ -142,7 +142,7 @@ def _cpu_model() -> str:
 
 def machine_info() -> dict[str, Any]:
     """Describe the machine, the interpreter and the versions under test."""
-    from . import _peers
+    from . import _echo_client, _peers
     from .codec import load_codecs
 
     kernels = "-"
@@ -163,6 +163,7 @@ def machine_info() -> dict[str, Any]:
         "fastws": version,
         "fastws_kernels": kernels,
         "peers": _peers.peer_versions(),
+        "e2e_client": _echo_client.CLIENT,
     }
 
 
@@ -173,6 +174,7 @@ def describe_machine(info: dict[str, Any], settings: Settings, out: TextIO) -> N
         f"fastws {info['fastws']} (C kernels: {info['fastws_kernels']}) on {info['python']}\n"
         f"{info['cpu']}, {info['cpus']} CPUs, {info['platform']}\n"
         f"peers: {peers}\n"
+        f"end-to-end client: {info['e2e_client']}\n"
         f"method: {settings.repeats} samples of ~{settings.min_time * 1000:.0f} ms per case"
         f" after a {settings.warmup * 1000:.0f} ms warm-up, taken round-robin across the"
         f" implementations of each row group; seed {_data.SEED:#x}\n\n"

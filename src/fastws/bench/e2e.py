@@ -3,8 +3,13 @@
 Each server runs in its own process pinned to core 0 (``os.sched_setaffinity``), with the
 default asyncio loop or with uvloop; the client is this process, pinned to core 1 while the
 suite runs, and is the same for every server (:mod:`fastws.bench._echo_client`: plain sockets,
-pre-built masked frames). The physical reference is a raw TCP echo: an asyncio Protocol that
-writes back what it reads, on the same loop, driven by the same client with the same bytes.
+pre-built masked frames). Its loops are compiled (:mod:`fastws.bench._loadgen`, Linux: epoll
+and send/recv from C, no Python per message) where that extension is built, so that the client
+does not cap the fastest servers (with the Python loops, the raw TCP echo on uvloop stops at
+about the client's own speed); ``FASTWS_BENCH_PY_CLIENT=1`` selects the Python loops, and the
+report's header says which client ran. The physical reference is a raw TCP echo: an asyncio
+Protocol that writes back what it reads, on the same loop, driven by the same client with the
+same bytes.
 
 Benchmarks (``LOOP`` is ``asyncio`` or ``uvloop``):
     ``e2e-rr/LOOP``: one connection, request/response of a text message (32 B, 1 KiB, 64 KiB);
