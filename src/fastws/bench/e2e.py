@@ -154,7 +154,16 @@ _saved_affinity: list[set[int]] = []
 
 
 def _can_pin() -> bool:
-    return hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
+    """True if the server and the client can each have their own core.
+
+    Asked of the CPUs this process had before :func:`_pin_client` narrowed them to the
+    client's core: a server started after that must still be pinned to its own core (else it
+    inherits the client's one core, and the two share it).
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        return False
+    cpus = _saved_affinity[0] if _saved_affinity else os.sched_getaffinity(0)
+    return {SERVER_CORE, CLIENT_CORE} <= cpus
 
 
 def _pin_client() -> None:
