@@ -21,6 +21,10 @@ def test_a_server_started_after_the_client_is_pinned_still_gets_its_own_core() -
         assert os.sched_getaffinity(0) == {e2e.CLIENT_CORE}
         server = e2e._shared_server("raw", "asyncio")
         assert os.sched_getaffinity(server.pid) == {e2e.SERVER_CORE}
+        # The one-core round trip's server shares the client's core, on purpose.
+        shared = e2e._shared_server("raw", "asyncio", e2e.CLIENT_CORE)
+        assert shared is not server
+        assert os.sched_getaffinity(shared.pid) == {e2e.CLIENT_CORE}
     finally:
         e2e.stop_servers()
     assert os.sched_getaffinity(0) == before

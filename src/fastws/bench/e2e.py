@@ -13,7 +13,12 @@ same bytes.
 
 Benchmarks (``LOOP`` is ``asyncio`` or ``uvloop``):
     ``e2e-rr/LOOP``: one connection, request/response of a text message (32 B, 1 KiB, 64 KiB);
-    k messages/s and microseconds per round trip.
+    k messages/s and microseconds per round trip. With server and client on separate cores,
+    a round trip includes waking each side's idle core, which on a virtual machine can cost
+    more than either side's work (about 80 us per round trip on the 2-vCPU VM these figures
+    come from) and then hides the differences between servers; hence:
+    ``e2e-rr-1core/LOOP``: the same, with the server pinned to the client's core: the two
+    take turns on it, so that a round trip is the sum of their work (no idle core to wake).
     ``e2e-50conn/LOOP``: 50 connections echoing 32 B messages, one in flight on each;
     messages/s.
     ``e2e-50conn-cpu/LOOP``: the same load, timed by the server process's CPU clock (the sum
@@ -55,7 +60,7 @@ CLIENT_CORE = 1
 BENCHMARKS = tuple(
     f"{name}/{loop}"
     for loop in LOOPS
-    for name in ("e2e-rr", "e2e-50conn", "e2e-50conn-cpu", "e2e-idle-rss")
+    for name in ("e2e-rr", "e2e-rr-1core", "e2e-50conn", "e2e-50conn-cpu", "e2e-idle-rss")
 )
 
 
@@ -81,13 +86,14 @@ class E2EOptions:
 class ServerProcess:
     """One echo server in a child process (see :mod:`fastws.bench._echo_servers`)."""
 
-    def __init__(self, impl: str, loop: str, pure: bool = False) -> None:
+    def __init__(self, impl: str, loop: str, pure: bool = False, core: int = SERVER_CORE) -> None:
         env = dict(os.environ)
         if pure:
             env["FASTWS_NO_EXTENSIONS"] = "1"
         src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
-        core = SERVER_CORE if _can_pin() else -1
+        if not _can_pin():
+            core = -1
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "fastws.bench._echo_servers", impl, loop, str(core)],
             stdin=subprocess.PIPE,
@@ -149,7 +155,7 @@ class ServerProcess:
             self.proc.stdout.close()
 
 
-_servers: dict[tuple[str, str], ServerProcess] = {}
+_servers: dict[tuple[str, str, int], ServerProcess] = {}
 _saved_affinity: list[set[int]] = []
 
 
@@ -173,12 +179,12 @@ def _pin_client() -> None:
         os.sched_setaffinity(0, {CLIENT_CORE})
 
 
-def _shared_server(impl: str, loop: str) -> ServerProcess:
-    key = (impl, loop)
+def _shared_server(impl: str, loop: str, core: int = SERVER_CORE) -> ServerProcess:
+    key = (impl, loop, core)
     server = _servers.get(key)
     if server is None or server.proc.poll() is not None:
         name, pure = (impl[:-5], True) if impl.endswith("-pure") else (impl, False)
-        server = _servers[key] = ServerProcess(name, loop, pure)
+        server = _servers[key] = ServerProcess(name, loop, pure, core)
     return server
 
 
@@ -238,10 +244,10 @@ _NOTES = {
 }
 
 
-def _rr_prepare(key: str, loop: str, size: int) -> Callable[[], Loop]:
+def _rr_prepare(key: str, loop: str, size: int, core: int = SERVER_CORE) -> Callable[[], Loop]:
     def prepare() -> Loop:
         _pin_client()
-        server = _shared_server(key, loop)
+        server = _shared_server(key, loop, core)
         return _echo_client.RoundTrip(_echo_client.Endpoint(server.port, key != "raw"), size)
 
     return prepare
@@ -297,6 +303,7 @@ def cases(options: E2EOptions) -> list[Case]:
     for loop in LOOPS:
         missing = "" if loop == "asyncio" or have_uvloop else "uvloop is not installed"
         groups: list[tuple[str, int, str]] = [(f"e2e-rr/{loop}", s, "messages") for s in RR_SIZES]
+        groups += [(f"e2e-rr-1core/{loop}", s, "messages") for s in RR_SIZES]
         groups.append((f"e2e-50conn/{loop}", CONC_SIZE, "messages"))
         groups.append((f"e2e-50conn-cpu/{loop}", CONC_SIZE, "cpu-messages"))
         for bench, size, unit in groups:
@@ -306,6 +313,8 @@ def cases(options: E2EOptions) -> list[Case]:
                 clock: Callable[[], float] | None = None
                 if not skip and bench.startswith("e2e-rr/"):
                     prepare = _rr_prepare(key, loop, size)
+                elif not skip and bench.startswith("e2e-rr-1core/"):
+                    prepare = _rr_prepare(key, loop, size, CLIENT_CORE)
                 elif not skip:
                     prepare = _conc_prepare(key, loop)
                 if unit == "cpu-messages":
