@@ -196,6 +196,18 @@ def test_fast_listener_binds_like_create_server() -> None:
     run(main)
 
 
+async def _open_raw(loop: asyncio.AbstractEventLoop, sock: socket.socket, port: int) -> None:
+    """Connect a bare non-blocking socket and complete the opening handshake on it (nothing
+    read past the 101's head)."""
+    sock.setblocking(False)
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    await loop.sock_sendall(sock, handshake_request(port))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += await loop.sock_recv(sock, 4096)
+    assert head.endswith(b"\r\n\r\n") and head.startswith(b"HTTP/1.1 101")
+
+
 @pytest.mark.parametrize("use_uvloop", [False, True])
 def test_messages_and_the_peers_eof_read_together_both_count(use_uvloop: bool) -> None:
     """Frames and the FIN queued before the server reads: the messages arrive, then the EOF
@@ -214,13 +226,7 @@ def test_messages_and_the_peers_eof_read_together_both_count(use_uvloop: bool) -
         loop = asyncio.get_running_loop()
         async with fa.serve(handler, "127.0.0.1", 0, fast_transport=True) as server:
             with socket.socket() as sock:
-                sock.setblocking(False)
-                await loop.sock_connect(sock, ("127.0.0.1", server.port))
-                await loop.sock_sendall(sock, handshake_request(server.port))
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    head += await loop.sock_recv(sock, 4096)
-                assert head.startswith(b"HTTP/1.1 101")
+                await _open_raw(loop, sock, server.port)
                 # No await between these: the server reads only when all of it is queued.
                 sock.send(masked_frame(0x1, b"one") + masked_frame(0x1, b"two"))
                 sock.shutdown(socket.SHUT_WR)
@@ -502,3 +508,130 @@ def test_large_frames_sent_unbuilt_reach_a_slow_reader_whole_and_in_order(
             assert result == [replies]
 
     run(main, timeout=20, use_uvloop=use_uvloop)
+
+
+@pytest.mark.parametrize("use_uvloop", [False, True])
+def test_on_message_answers_of_one_read_leave_together_after_the_callbacks(
+    use_uvloop: bool,
+) -> None:
+    """While the callbacks of one read run, send_nowait only frames; what they framed goes out
+    in one write after the last one. On loopback a send lands in the peer's socket at once, so
+    the callbacks themselves can see whether anything left yet."""
+    peeked: list[Any] = []
+    sock = socket.socket()
+
+    def peek() -> Any:
+        try:
+            return sock.recv(4096, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return None
+
+    async def handler(ws: Any) -> None:
+        def on_message(message: Any) -> None:
+            ws.send_nowait(message)
+            peeked.append(peek())
+
+        ws.on_message = on_message
+        await ws.wait_closed()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        async with fa.serve(handler, "127.0.0.1", 0, fast_transport=True) as server:
+            with sock:
+                await _open_raw(loop, sock, server.port)
+                # One write: the server reads all three at once.
+                sock.send(b"".join(masked_frame(0x1, b"%d" % i) for i in range(3)))
+                got = b""
+                while len(got) < 9:
+                    got += await loop.sock_recv(sock, 4096)
+                assert got == b"\x81\x010\x81\x011\x81\x012"
+                # The next read's callbacks start corked again.
+                sock.send(masked_frame(0x1, b"3"))
+                while len(got) < 12:
+                    got += await loop.sock_recv(sock, 4096)
+
+    run(main, use_uvloop=use_uvloop)
+    assert peeked == [None, None, None, None]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_base_exception_from_on_message_is_fatal_to_the_connection(fast: bool) -> None:
+    """Not an on_message failure (those close with 1011) but what asyncio's transports do with
+    any exception out of data_received: report it and close the connection. The same on both
+    transports; the server goes on serving other connections."""
+
+    class Stop(BaseException):
+        pass
+
+    async def handler(ws: Any) -> None:
+        def on_message(message: Any) -> None:
+            if message == "stop":
+                raise Stop
+            ws.send_nowait(message)
+
+        ws.on_message = on_message
+        await ws.wait_closed()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        reported: list[Any] = []
+        loop.set_exception_handler(lambda loop, context: reported.append(context))
+        async with fa.serve(handler, "127.0.0.1", 0, fast_transport=fast) as server:
+            async with fa.connect(uri(server)) as ws:
+                await ws.send("stop")
+                with pytest.raises(fa.ClosedError):
+                    await asyncio.wait_for(ws.recv(), 2)
+                assert ws.close_code == 1006
+            async with fa.connect(uri(server)) as ws:
+                await ws.send("still serving")
+                assert await asyncio.wait_for(ws.recv(), 2) == "still serving"
+        assert [type(context["exception"]) for context in reported] == [Stop]
+        assert "call failed" in reported[0]["message"]
+
+    run(main)
+
+
+@pytest.mark.parametrize("use_uvloop", [False, True])
+@pytest.mark.parametrize("where", ["data_received", "eof_received"])
+def test_an_exception_out_of_the_protocol_is_fatal_like_on_asyncios_transports(
+    use_uvloop: bool, where: str
+) -> None:
+    """Any protocol, not only fastws's: the error is reported with the call that failed, the
+    transport closes, and connection_lost gets the error."""
+    from fastws.asyncio._fastio import SocketTransport
+
+    class Boom(Exception):
+        pass
+
+    class Failing(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.lost: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def data_received(self, data: bytes) -> None:
+            if where == "data_received":
+                raise Boom
+
+        def eof_received(self) -> None:
+            raise Boom
+
+        def connection_lost(self, exc: Any) -> None:
+            self.lost.set_result(exc)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        reported: list[Any] = []
+        loop.set_exception_handler(lambda loop, context: reported.append(context))
+        ours, theirs = socket.socketpair()
+        ours.setblocking(False)
+        protocol = Failing()
+        transport = SocketTransport(loop, ours, protocol)
+        transport.start()
+        with theirs:
+            theirs.sendall(b"x")
+            theirs.shutdown(socket.SHUT_WR)
+            lost = await asyncio.wait_for(protocol.lost, 2)
+        assert isinstance(lost, Boom) and transport.is_closing()
+        assert [type(context["exception"]) for context in reported] == [Boom]
+        assert f"protocol.{where}() call failed" in reported[0]["message"]
+
+    run(main, use_uvloop=use_uvloop)

@@ -446,10 +446,19 @@ cdef class SocketTransport:
             if n >= 0 or errno != EINTR:
                 break
         if n > 0:
-            if self._ws is not None:
-                self._deliver(buf, n, self._poller is not None and self._view_ok)
-            else:
-                self._data_received(PyBytes_FromStringAndSize(buf, n))
+            # As asyncio's transports do: an exception out of the protocol is fatal to the
+            # connection (reported, then the transport closes), SystemExit and
+            # KeyboardInterrupt excepted.
+            try:
+                if self._ws is not None:
+                    self._deliver(buf, n, self._poller is not None and self._view_ok)
+                else:
+                    self._data_received(PyBytes_FromStringAndSize(buf, n))
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal(exc, "fatal error: protocol.data_received() call failed")
+                return 0
         elif n == 0:
             self._on_eof()
         else:
@@ -541,7 +550,13 @@ cdef class SocketTransport:
 
     cdef _on_eof(self):
         self._remove_reader()
-        keep_open = self._protocol.eof_received()
+        try:
+            keep_open = self._protocol.eof_received()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal(exc, "fatal error: protocol.eof_received() call failed")
+            return
         if not keep_open:
             self.close()
 
@@ -772,12 +787,13 @@ cdef class SocketTransport:
     def abort(self):
         self._force_close(None)
 
-    cdef _fatal(self, exc):
-        if isinstance(exc, OSError):
-            if self._loop.get_debug():
-                self._loop.call_exception_handler({
-                    "message": "fatal error on the WebSocket transport",
-                    "exception": exc, "transport": self, "protocol": self._protocol})
+    cdef _fatal(self, exc, message="fatal error on the WebSocket transport"):
+        """Close on an error: a socket error is reported in debug mode only, anything else
+        always (as asyncio's transports do)."""
+        if not isinstance(exc, OSError) or self._loop.get_debug():
+            self._loop.call_exception_handler({
+                "message": message, "exception": exc, "transport": self,
+                "protocol": self._protocol})
         self._force_close(exc)
 
     cdef _force_close(self, exc):
