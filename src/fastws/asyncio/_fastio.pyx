@@ -23,10 +23,14 @@ import asyncio
 import os
 import socket as _socket
 
-from ..codec import BinaryMessage as _BINARY, TextMessage as _TEXT
+from ..codec import BinaryMessage, TextMessage
 from ..exceptions import InvalidStateError, ProtocolError
 from .._speedups import FrameParser as _CompiledParser, FrameWriter as _CompiledWriter
 from ._protocol import WebSocket
+
+# C globals: compared for every message in _deliver (no module dict lookup).
+cdef object _TEXT = TextMessage
+cdef object _BINARY = BinaryMessage
 
 # asyncio's selector loops tell the time with time.monotonic(): the same clock is read here
 # from C. Other loops (uvloop keeps its own cached clock) are asked.
@@ -47,12 +51,13 @@ def send_nowait(self, message):
     except InvalidStateError:
         self._raise_closed()
         raise
-    if not self._corked:
-        transport = self._transport
-        if type(transport) is SocketTransport and (<SocketTransport>transport)._conn is conn:
+    transport = self._transport
+    if type(transport) is SocketTransport and (<SocketTransport>transport)._conn is conn:
+        # Corked while _deliver runs the on_message callbacks: it writes what they framed.
+        if not (<SocketTransport>transport)._corked:
             (<SocketTransport>transport)._send_frames()
-        else:
-            transport.write(conn.data_to_send())
+    elif not self._corked:
+        transport.write(conn.data_to_send())
 
 
 cdef extern from "Python.h":
@@ -336,6 +341,7 @@ cdef class SocketTransport:
     cdef object _conn_take       # conn._take, the writer's take (see _send_frames)
     cdef object _take_parts      # the compiled writer's _take_parts, or None
     cdef object _loop_time       # loop.time, or None to read CLOCK_MONOTONIC from C
+    cdef bint _corked            # _deliver runs on_message callbacks: send_nowait only frames
 
     def __init__(self, loop, sock, protocol, extra=None):
         self._loop = loop
@@ -498,9 +504,14 @@ cdef class SocketTransport:
                 events = conn.events()
                 failed = True
             else:
-                if conn._parser.controls:
-                    conn._handle_items(events, self._now())
-                    events = conn.events()
+                # Control frames among the items (the parser's ``controls``, without two
+                # attribute reads) need the connection's handling first.
+                for event in events:
+                    kind = type(event)
+                    if kind is not _TEXT and kind is not _BINARY:
+                        conn._handle_items(events, self._now())
+                        events = conn.events()
+                        break
             finally:
                 if may_view:
                     data.release()
@@ -513,7 +524,7 @@ cdef class SocketTransport:
             return
         callback = ws._on_message
         if callback is not None:
-            ws._corked = True  # send_nowait from the callbacks frames; one write below
+            self._corked = True  # send_nowait from the callbacks frames; one write below
         try:
             for event in events:
                 kind = type(event)
@@ -526,11 +537,14 @@ cdef class SocketTransport:
                 else:
                     other = True
         except Exception as exc:  # from on_message
-            ws._corked = False
+            self._corked = False
             ws._callback_failed(exc)  # writes what was framed so far, then the close
             return
+        except BaseException:
+            self._corked = False  # fatal to the connection (see _read_ready)
+            raise
         if callback is not None:
-            ws._corked = False
+            self._corked = False
             self._send_frames()
         if other:
             ws._dispatch(events)
