@@ -218,8 +218,6 @@ def parse_request_head(
     if not _TOKEN.fullmatch(method):
         raise HTTPError(400, f"invalid method {method[:16]!r}")
     _check_version(version, http_1_0)
-    # The origin form ("/path?query"), or the asterisk form of a server-wide OPTIONS (RFC
-    # 9112 3.2.4), which some health checks send.
     absolute = _ABSOLUTE_FORM.fullmatch(target)
     authority = None
     if absolute is not None:
@@ -227,6 +225,8 @@ def parse_request_head(
         target = absolute.group(2) or "/"
         if target.startswith("?"):
             target = "/" + target
+    # The origin form ("/path?query"), or the asterisk form of a server-wide OPTIONS (RFC
+    # 9112 3.2.4), which some health checks send.
     if not (target == "*" and method == "OPTIONS") and (
         not target.startswith("/") or not _FIELD_VALUE.fullmatch(target) or "\t" in target
     ):
