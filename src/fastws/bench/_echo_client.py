@@ -28,6 +28,7 @@ from itertools import repeat
 from types import ModuleType
 from typing import TYPE_CHECKING, Optional
 
+from ..codec import NO_EXTENSIONS
 from . import _data
 from ._peers import BenchCheckError
 
@@ -37,13 +38,9 @@ if TYPE_CHECKING:
 __all__ = ["CLIENT", "COMPILED", "Concurrent", "Endpoint", "RoundTrip", "hang_up", "open_idle"]
 
 
-def _flag(name: str) -> bool:
-    # Same convention as setup.py and fastws.codec: any non-empty value but "0" is on.
-    return os.environ.get(name, "") not in ("", "0")
-
-
 _loadgen: Optional[ModuleType] = None
-if not (_flag("FASTWS_BENCH_PY_CLIENT") or _flag("FASTWS_NO_EXTENSIONS")):
+# FASTWS_BENCH_PY_CLIENT reads like FASTWS_NO_EXTENSIONS: any non-empty value but "0" is on.
+if not NO_EXTENSIONS and os.environ.get("FASTWS_BENCH_PY_CLIENT", "") in ("", "0"):
     try:
         from . import _loadgen
     except ImportError:
