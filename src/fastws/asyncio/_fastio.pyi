@@ -6,6 +6,7 @@ from typing import Any, List, Mapping, Optional, Tuple, Union
 BytesLike = Union[bytes, bytearray, memoryview]
 
 def send_nowait(self: Any, message: Union[str, BytesLike]) -> None: ...
+def push(self: Any) -> None: ...
 
 class SocketTransport:
     def __init__(

@@ -60,6 +60,18 @@ def send_nowait(self, message):
         transport.write(conn.data_to_send())
 
 
+def push(self):
+    """The compiled twin of ``WebSocket._push``, which ``send`` calls after framing: on this
+    module's transport, bound to the connection, a large frame goes out as its header and
+    payload in one ``sendmsg`` (``_send_frames``) instead of being joined first."""
+    conn = self._conn
+    transport = self._transport
+    if type(transport) is SocketTransport and (<SocketTransport>transport)._conn is conn:
+        (<SocketTransport>transport)._send_frames()
+    else:
+        transport.write(conn.data_to_send())
+
+
 cdef extern from "Python.h":
     char *PyByteArray_AS_STRING(object)
     int PyByteArray_Resize(object, Py_ssize_t) except -1

@@ -311,9 +311,14 @@ class WebSocket(asyncio.Protocol):
         except InvalidStateError:
             self._raise_closed()
             raise
-        self._transport.write(conn.data_to_send())
+        self._push()
         if self._write_paused:
             await self._drain()
+
+    def _push(self) -> None:
+        """Write what the connection framed (the compiled twin writes a large frame's payload
+        without joining it to its header, on fastws's own transport)."""
+        self._transport.write(self._conn.data_to_send())
 
     def send_nowait(self, message: Union[Message, bytearray, memoryview]) -> None:
         """Send a whole message at once, without waiting for the write buffer to drain.
@@ -889,17 +894,19 @@ def broadcast(
 
 
 def _install_compiled_send_nowait() -> None:
-    """Replace :meth:`WebSocket.send_nowait` by its compiled twin when the compiled module of
-    the asyncio layer is there (not with ``FASTWS_NO_EXTENSIONS=1``): an ``on_message``
-    callback calls it for every message it answers."""
+    """Replace :meth:`WebSocket.send_nowait` and ``_push`` (``send``'s write) by their
+    compiled twins when the compiled module of the asyncio layer is there (not with
+    ``FASTWS_NO_EXTENSIONS=1``): an ``on_message`` callback calls the first for every message
+    it answers, ``await ws.send()`` the second."""
     if NO_EXTENSIONS:
         return
     try:
-        from ._fastio import send_nowait
+        from ._fastio import push, send_nowait
     except ImportError:  # no compiler, or not POSIX
         return
     send_nowait.__doc__ = WebSocket.send_nowait.__doc__
     WebSocket.send_nowait = send_nowait  # type: ignore[method-assign]
+    WebSocket._push = push  # type: ignore[method-assign]
 
 
 _install_compiled_send_nowait()
