@@ -408,6 +408,18 @@ cdef int _wait(int fd, bint blocking, short events, int timeout_ms,
     return DONE if ready else STALLED
 
 
+cdef int _after_failure(int fd, bint blocking, short events, int timeout_ms,
+                        int *saved_errno) noexcept nogil:
+    """After a send or recv that failed: DONE to try again (interrupted, or the socket is
+    ready now), else how the run ends."""
+    if errno == EINTR:
+        return _interrupted()
+    if errno == EAGAIN or errno == EWOULDBLOCK:
+        return _wait(fd, blocking, events, timeout_ms, saved_errno)
+    saved_errno[0] = errno
+    return SOCKET_ERROR
+
+
 cdef int _round_trips(int fd, bint blocking, const unsigned char *frame, Py_ssize_t size, unsigned char *reply,
                       Py_ssize_t reply_size, Py_ssize_t n, double timeout,
                       int *saved_errno) noexcept nogil:
@@ -422,13 +434,7 @@ cdef int _round_trips(int fd, bint blocking, const unsigned char *frame, Py_ssiz
             if r >= 0:
                 offset += r
                 continue
-            if errno == EINTR:
-                outcome = _interrupted()
-            elif errno == EAGAIN or errno == EWOULDBLOCK:
-                outcome = _wait(fd, blocking, POLLOUT, timeout_ms, saved_errno)
-            else:
-                saved_errno[0] = errno
-                outcome = SOCKET_ERROR
+            outcome = _after_failure(fd, blocking, POLLOUT, timeout_ms, saved_errno)
             if outcome != DONE:
                 return outcome
         got = 0
@@ -439,13 +445,7 @@ cdef int _round_trips(int fd, bint blocking, const unsigned char *frame, Py_ssiz
                 continue
             if r == 0:
                 return CLOSED
-            if errno == EINTR:
-                outcome = _interrupted()
-            elif errno == EAGAIN or errno == EWOULDBLOCK:
-                outcome = _wait(fd, blocking, POLLIN, timeout_ms, saved_errno)
-            else:
-                saved_errno[0] = errno
-                outcome = SOCKET_ERROR
+            outcome = _after_failure(fd, blocking, POLLIN, timeout_ms, saved_errno)
             if outcome != DONE:
                 return outcome
     return DONE
