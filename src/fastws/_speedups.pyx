@@ -363,12 +363,10 @@ cdef class Utf8Validator:
 # str/bytes/int/bool, so they cannot be part of a reference cycle: keeping them out of the
 # cyclic GC stops it from running while thousands of them are created per chunk.
 
+# _DataMessage's attributes are declared in _speedups.pxd.
 @cython.no_gc
 @cython.freelist(512)
 cdef class _DataMessage:
-    cdef readonly object data
-    cdef readonly bint final
-
     def __init__(self, data, final=True):
         self.data = data
         self.final = final
@@ -1290,12 +1288,16 @@ cdef class FrameWriter:
             self._whole = None
             return out
         out = PyBytes_FromStringAndSize(<char *>self._buf, self._len)
+        self._clear()
+        return out
+
+    cdef void _clear(self) noexcept:
+        """Forget the buffered frames (a large buffer is freed rather than kept)."""
         self._len = 0
         if self._cap > (1 << 20):
             free(self._buf)
             self._buf = NULL
             self._cap = 0
-        return out
 
     def _take_parts(self):
         """Like :meth:`take`, for a transport that writes several buffers in one system call:
@@ -1315,3 +1317,24 @@ cdef class FrameWriter:
             _body_data(self._parked[1], &n)
             return PyBytes_GET_SIZE(self._parked[0]) + n
         return self._len if self._whole is None else PyBytes_GET_SIZE(self._whole)
+
+
+# For fastws.asyncio._fastio (declared in _speedups.pxd): a transport writes the frames a
+# FrameWriter buffered straight from its buffer, without the bytes object take() makes.
+
+cdef Py_ssize_t writer_buffered(object writer, const char **data) except -2:
+    """The frames ``writer`` (a :class:`FrameWriter`) has in its buffer: their address in
+    ``data[0]`` and their size; or -1 if a large frame waits apart from the buffer (take it
+    with ``take`` or ``_take_parts``). The bytes stay valid until the writer is used again."""
+    cdef FrameWriter w = <FrameWriter?>writer
+    if w._whole is not None or w._parked is not None:
+        return -1
+    data[0] = <const char *>w._buf
+    return w._len
+
+
+cdef int writer_consumed(object writer) except -1:
+    """Forget what :func:`writer_buffered` showed (the caller sent or copied it), as
+    ``take`` would have."""
+    (<FrameWriter?>writer)._clear()
+    return 0

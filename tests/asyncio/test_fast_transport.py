@@ -640,3 +640,72 @@ def test_an_exception_out_of_the_protocol_is_fatal_like_on_asyncios_transports(
         assert f"protocol.{where}() call failed" in reported[0]["message"]
 
     run(main, use_uvloop=use_uvloop)
+
+
+# -- attributes read from their slots ------------------------------------------------------
+
+
+class _Slotted:
+    __slots__ = ("a", "b")
+
+
+class _SlottedChild(_Slotted):
+    __slots__ = ("c",)
+
+
+class _Overridden(_Slotted):
+    __slots__ = ()
+
+    @property  # type: ignore[override]
+    def a(self) -> str:
+        return "from the property"
+
+
+class _OwnLookup(_Slotted):
+    __slots__ = ()
+
+    def __getattribute__(self, name: str) -> Any:
+        return f"looked up {name}"
+
+
+def test_slot_reads_match_getattr() -> None:
+    from fastws.asyncio._fastio import _is_slot_read, _read_attribute
+
+    child = _SlottedChild()
+    child.a, child.c = "first", ["third"]
+    assert _is_slot_read(_SlottedChild, "a") and _is_slot_read(_SlottedChild, "c")
+    assert _read_attribute(child, "a") == "first"
+    assert _read_attribute(child, "c") is child.c
+    child.a = 1.5  # a new value is read, not a remembered one
+    assert _read_attribute(child, "a") == 1.5
+    with pytest.raises(AttributeError):
+        _read_attribute(child, "b")  # an unset slot
+    del child.c
+    with pytest.raises(AttributeError):
+        _read_attribute(child, "c")
+    # What a slot read must not bypass: a property over the slot, the class's own lookup,
+    # methods, class attributes and read-only members.
+    assert not _is_slot_read(_Overridden, "a")
+    assert _read_attribute(_Overridden(), "a") == "from the property"
+    assert not _is_slot_read(_OwnLookup, "b")
+    assert _read_attribute(_OwnLookup(), "b") == "looked up b"
+    assert not _is_slot_read(_Slotted, "__init__")
+    assert not _is_slot_read(_Slotted, "__doc__")
+    assert not _is_slot_read(slice, "start")  # READONLY member
+    assert _read_attribute(slice(3, 4), "start") == 3
+    assert not _is_slot_read(_Slotted, "missing")
+
+
+def test_the_data_path_reads_the_connection_and_websocket_from_their_slots() -> None:
+    # Guards the speed of the data path: these are the attributes _deliver, send_nowait
+    # and _send_frames read per message; if one stops being a plain slot (a property, a
+    # renamed slot), the reads still work through getattr, but this says so.
+    from fastws.asyncio._fastio import _is_slot_read
+    from fastws.connection import ClientConnection, ServerConnection
+
+    for cls in (ServerConnection, ClientConnection):
+        names = ("_fast", "_events", "_feed", "should_close_transport", "data_to_send")
+        for name in (*names, "send_text"):
+            assert _is_slot_read(cls, name), (cls, name)
+    for ws_cls in (fa.WebSocket, server_module.ServerWebSocket):
+        assert _is_slot_read(ws_cls, "_on_message")

@@ -15,6 +15,7 @@
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.list cimport PyList_GET_SIZE
+from cpython.object cimport PyObject
 from libc.errno cimport errno, EAGAIN, EINTR
 from libc.string cimport memcpy, memset
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
@@ -26,11 +27,15 @@ import socket as _socket
 from ..codec import BinaryMessage, TextMessage
 from ..exceptions import InvalidStateError, ProtocolError
 from .._speedups import FrameParser as _CompiledParser, FrameWriter as _CompiledWriter
+from .._speedups cimport _DataMessage, writer_buffered, writer_consumed
 from ._protocol import WebSocket
 
 # C globals: compared for every message in _deliver (no module dict lookup).
 cdef object _TEXT = TextMessage
 cdef object _BINARY = BinaryMessage
+# The codec's message types are the compiled ones (whose data is read from C), not the
+# pure-Python twins.
+cdef bint _COMPILED_MESSAGES = issubclass(_TEXT, _DataMessage) and issubclass(_BINARY, _DataMessage)
 
 # asyncio's selector loops tell the time with time.monotonic(): the same clock is read here
 # from C. Other loops (uvloop keeps its own cached clock) are asked.
@@ -40,10 +45,19 @@ def send_nowait(self, message):
     """The compiled twin of :meth:`WebSocket.send_nowait` (same steps, same errors), which
     ``fastws.asyncio._protocol`` installs on the class when this module imports: it runs
     once per message sent from ``on_message`` callbacks, and here without a Python frame."""
-    conn = self._conn
+    cdef SocketTransport fast = None
+    transport = self._transport
+    if type(transport) is SocketTransport and (<SocketTransport>transport)._ws is self:
+        fast = <SocketTransport>transport
+        conn = fast._conn  # self._conn, bound by the transport
+    else:
+        conn = self._conn
     try:
         if type(message) is str:
-            conn.send_text(message)
+            if fast is not None:
+                fast._conn_attr(fast._o_send_text, "send_text")(message)
+            else:
+                conn.send_text(message)
         elif isinstance(message, (bytes, bytearray, memoryview)):
             conn.send_binary(message)
         else:
@@ -51,11 +65,10 @@ def send_nowait(self, message):
     except InvalidStateError:
         self._raise_closed()
         raise
-    transport = self._transport
-    if type(transport) is SocketTransport and (<SocketTransport>transport)._conn is conn:
+    if fast is not None:
         # Corked while _deliver runs the on_message callbacks: it writes what they framed.
-        if not (<SocketTransport>transport)._corked:
-            (<SocketTransport>transport)._send_frames()
+        if not fast._corked:
+            fast._send_frames()
     elif not self._corked:
         transport.write(conn.data_to_send())
 
@@ -83,6 +96,68 @@ cdef extern from "Python.h":
 
 cdef extern from "errno.h":
     int EWOULDBLOCK
+
+# Reading a ``__slots__`` attribute from C: the hot path reads about ten attributes of the
+# connection and the WebSocket per message, and each generic lookup (type lookup, descriptor,
+# member read) costs more than the pointer load it ends in.
+cdef extern from *:
+    """
+    #if PY_VERSION_HEX >= 0x030C0000
+    #define FASTWS_T_OBJECT_EX Py_T_OBJECT_EX
+    #define FASTWS_READONLY Py_READONLY
+    #else
+    #include "structmember.h"
+    #define FASTWS_T_OBJECT_EX T_OBJECT_EX
+    #define FASTWS_READONLY READONLY
+    #endif
+    /* Where a slot member descriptor keeps its value in an instance, or -1 if descr is
+       anything else (a property, a method, a read-only or non-object member). */
+    static Py_ssize_t fastws_slot_offset(PyObject *descr) {
+        PyMemberDef *m;
+        if (Py_TYPE(descr) != &PyMemberDescr_Type) return -1;
+        m = ((PyMemberDescrObject *)descr)->d_member;
+        if (m->type != FASTWS_T_OBJECT_EX || (m->flags & FASTWS_READONLY) || m->offset <= 0)
+            return -1;
+        return m->offset;
+    }
+    /* The value of the slot at offset off of obj (borrowed), or NULL if it is unset. */
+    static inline PyObject *fastws_slot(PyObject *obj, Py_ssize_t off) {
+        return *(PyObject **)((char *)obj + off);
+    }
+    """
+    Py_ssize_t fastws_slot_offset(object descr)
+    PyObject *fastws_slot(PyObject *obj, Py_ssize_t off)
+
+
+cdef Py_ssize_t _slot_offset(type cls, str name) except -2:
+    """Where instances of ``cls`` keep the attribute ``name``, if it is a plain ``__slots__``
+    slot that the generic lookup would read; else -1 (read it with ``getattr``)."""
+    if cls.__getattribute__ is not object.__getattribute__:
+        return -1
+    # A data descriptor found on the class (a slot member is one) wins over everything
+    # else in an instance lookup; getattr on the class finds it in MRO order, as it does.
+    return fastws_slot_offset(getattr(cls, name, None))
+
+
+def _read_attribute(obj, str name):
+    """``getattr(obj, name)`` the way the data path reads attributes (for the tests)."""
+    cls = type(obj)
+    return _slot(obj, cls, _slot_offset(cls, name), name)
+
+
+def _is_slot_read(cls, str name):
+    """Whether the data path reads ``name`` of a ``cls`` from its slot (for the tests)."""
+    return _slot_offset(cls, name) >= 0
+
+
+cdef inline object _slot(object obj, type cls, Py_ssize_t off, str name):
+    """``obj.name``, read from its slot when ``obj`` is a ``cls`` and ``off`` its offset."""
+    cdef PyObject *value
+    if off >= 0 and type(obj) is cls:
+        value = fastws_slot(<PyObject *>obj, off)
+        if value is not NULL:
+            return <object>value
+    return getattr(obj, name)  # also raises AttributeError for an unset slot
 
 cdef extern from "sys/types.h":
     ctypedef long ssize_t
@@ -354,6 +429,14 @@ cdef class SocketTransport:
     cdef object _take_parts      # the compiled writer's _take_parts, or None
     cdef object _loop_time       # loop.time, or None to read CLOCK_MONOTONIC from C
     cdef bint _corked            # _deliver runs on_message callbacks: send_nowait only frames
+    cdef int _errno              # of the send that failed (see _send)
+    cdef object _writer          # the connection's compiled FrameWriter, or None
+    # Slot offsets (see _slot) of the attributes the data path reads per message, for the
+    # bound connection's type and the WebSocket's type (-1: read with getattr).
+    cdef type _conn_type
+    cdef type _ws_type
+    cdef Py_ssize_t _o_fast, _o_events, _o_feed, _o_closing, _o_data_to_send, _o_send_text
+    cdef Py_ssize_t _o_on_message
 
     def __init__(self, loop, sock, protocol, extra=None):
         self._loop = loop
@@ -397,17 +480,33 @@ cdef class SocketTransport:
         conn = getattr(protocol, "_conn", None) if isinstance(protocol, WebSocket) else None
         if conn is None or type(protocol).data_received is not WebSocket.data_received:
             self._ws = self._conn = self._receive_events = self._queue = None
-            self._conn_take = self._take_parts = None
+            self._conn_take = self._take_parts = self._writer = None
             self._view_ok = False
             return
         self._ws = protocol
         self._conn = conn
+        cls = self._conn_type = type(conn)
+        self._o_fast = _slot_offset(cls, "_fast")
+        self._o_events = _slot_offset(cls, "_events")
+        self._o_feed = _slot_offset(cls, "_feed")
+        self._o_closing = _slot_offset(cls, "should_close_transport")
+        self._o_data_to_send = _slot_offset(cls, "data_to_send")
+        self._o_send_text = _slot_offset(cls, "send_text")
+        self._ws_type = type(protocol)
+        self._o_on_message = _slot_offset(self._ws_type, "_on_message")
         self._receive_events = conn.receive_events
         self._queue = protocol._queue
         self._view_ok = type(conn._parser) is _CompiledParser
         self._conn_take = conn._take
         writer = getattr(conn._take, "__self__", None)
-        self._take_parts = writer._take_parts if type(writer) is _CompiledWriter else None
+        if type(writer) is _CompiledWriter:
+            self._writer = writer
+            self._take_parts = writer._take_parts
+        else:
+            self._writer = self._take_parts = None
+
+    cdef inline object _conn_attr(self, Py_ssize_t off, str name):
+        return _slot(self._conn, self._conn_type, off, name)
 
     cdef double _now(self) except? -1.0:
         cdef timespec ts
@@ -503,14 +602,15 @@ cdef class SocketTransport:
         # conn.receive_events(data, now), its fast path repeated here (keep them in step):
         # while the connection is open with no events waiting, the parser's items are the
         # events, and the time is read only if a control frame or an error needs it.
-        if conn._fast and PyList_GET_SIZE(conn._events) == 0:
+        if (self._conn_attr(self._o_fast, "_fast") is True
+                and PyList_GET_SIZE(self._conn_attr(self._o_events, "_events")) == 0):
             if may_view and n >= VIEW_MIN:
                 data = PyMemoryView_FromMemory(p, n, PyBUF_READ)
             else:
                 data = PyBytes_FromStringAndSize(p, n)
                 may_view = False
             try:
-                events = conn._feed(data)
+                events = self._conn_attr(self._o_feed, "_feed")(data)
             except ProtocolError as exc:
                 conn._protocol_error(exc, self._now())
                 events = conn.events()
@@ -531,21 +631,22 @@ cdef class SocketTransport:
             events = self._receive_events(PyBytes_FromStringAndSize(p, n), self._now())
             failed = True  # maybe: the slow path does not say
         if PyList_GET_SIZE(events) == 0:
-            if conn.should_close_transport:
+            if self._conn_attr(self._o_closing, "should_close_transport") is True:
                 ws._after()
             return
-        callback = ws._on_message
+        callback = _slot(ws, self._ws_type, self._o_on_message, "_on_message")
         if callback is not None:
             self._corked = True  # send_nowait from the callbacks frames; one write below
         try:
             for event in events:
                 kind = type(event)
                 if kind is _TEXT or kind is _BINARY:
+                    message = (<_DataMessage>event).data if _COMPILED_MESSAGES else event.data
                     if callback is None:
-                        self._queue.append(event.data)
+                        self._queue.append(message)
                         queued = True
                     else:
-                        callback(event.data)
+                        callback(message)
                 else:
                     other = True
         except Exception as exc:  # from on_message
@@ -561,7 +662,7 @@ cdef class SocketTransport:
         if other:
             ws._dispatch(events)
             ws._after()
-        elif conn.should_close_transport:
+        elif self._conn_attr(self._o_closing, "should_close_transport") is True:
             ws._after()
         if queued or (PyList_GET_SIZE(self._queue) and ws._head < len(self._queue)):
             ws._wake()
@@ -593,53 +694,74 @@ cdef class SocketTransport:
 
     cdef _write(self, data):
         cdef Py_buffer view
-        cdef ssize_t n
-        cdef const char *p
-        cdef Py_ssize_t size
-        cdef int err
         if self._eof_pending or self._eof_sent:
             raise RuntimeError("cannot call write() after write_eof()")
-        if self._closing:
-            return  # asyncio's transports drop writes after close/abort too
         if type(data) is bytes:
-            size = PyBytes_GET_SIZE(data)
-            if size == 0:
-                return
-            if len(self._pending):
-                self._pending += data
-                self._check_high()
-                return
-            p = PyBytes_AS_STRING(data)
-            while True:
-                n = c_send(self._fd, p, size, MSG_NOSIGNAL)
-                if n >= 0 or errno != EINTR:
-                    break
-            self._after_send(data, n, size, errno)
+            self._after_send(self._send(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data)))
             return
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
-            size = view.len
-            if size == 0:
-                return
-            if len(self._pending):
-                self._pending += (<const char *>view.buf)[:size]
-                self._check_high()
-                return
-            while True:
-                n = c_send(self._fd, view.buf, size, MSG_NOSIGNAL)
-                if n >= 0 or errno != EINTR:
-                    break
-            err = errno
-            if n != size:
-                self._after_send((<const char *>view.buf)[:size], n, size, err)
+            status = self._send(<const char *>view.buf, view.len)
         finally:
             PyBuffer_Release(&view)
+        self._after_send(status)
+
+    cdef int _send(self, const char *p, Py_ssize_t size) except -1:
+        """Send ``p[:size]``, keeping in ``_pending`` what the socket does not take now. No
+        callback runs here: the caller may tidy up first, then calls :meth:`_after_send`
+        with the status returned (0: done; 1: some of it waits; 2: the send failed with
+        ``_errno``)."""
+        cdef ssize_t n
+        if self._closing or size == 0:
+            return 0  # asyncio's transports drop writes after close/abort too
+        if len(self._pending):
+            self._pend(p, size)
+            return 1
+        while True:
+            n = c_send(self._fd, p, size, MSG_NOSIGNAL)
+            if n >= 0 or errno != EINTR:
+                break
+        if n == size:
+            return 0
+        if n < 0:
+            if errno != EAGAIN and errno != EWOULDBLOCK:
+                self._errno = errno
+                return 2
+            n = 0
+        self._pend(p + n, size - n)
+        return 1
+
+    cdef _after_send(self, int status):
+        if status == 1:
+            self._add_writer()
+            self._check_high()
+        elif status == 2:
+            self._fatal(OSError(self._errno, os.strerror(self._errno)))
 
     cdef _send_frames(self):
         """Write ``conn.data_to_send()``; a large frame the writer left unbuilt goes out as
         its header and payload in one ``sendmsg`` (no copy of the payload)."""
         cdef object conn = self._conn
-        if self._take_parts is not None and conn.data_to_send is self._conn_take:
+        cdef const char *p
+        cdef Py_ssize_t n
+        cdef int status
+        if (self._writer is not None
+                and self._conn_attr(self._o_data_to_send, "data_to_send") is self._conn_take):
+            n = writer_buffered(self._writer, &p)
+            if n >= 0:
+                # Only buffered frames wait: sent (or kept) straight from the writer's
+                # buffer, which is emptied before any callback can run.
+                if n == 0:
+                    return
+                if self._eof_pending or self._eof_sent:
+                    writer_consumed(self._writer)
+                    raise RuntimeError("cannot call write() after write_eof()")
+                try:
+                    status = self._send(p, n)
+                finally:
+                    writer_consumed(self._writer)
+                self._after_send(status)
+                return
             out = self._take_parts()
             if type(out) is tuple:
                 self._write_parts(out)
@@ -715,16 +837,6 @@ cdef class SocketTransport:
             self._fatal(OSError(err, os.strerror(err)))
             return -1
         return 0
-
-    cdef _after_send(self, data, ssize_t n, Py_ssize_t size, int err):
-        if n == size:
-            return
-        n = self._sent(n, err)
-        if n < 0:
-            return
-        self._pending += memoryview(data)[n:]
-        self._add_writer()
-        self._check_high()
 
     def writelines(self, list_of_data):
         self.write(b"".join(list_of_data))
@@ -852,7 +964,7 @@ cdef class SocketTransport:
             self._protocol = None
             self._data_received = None
             self._ws = self._conn = self._receive_events = self._queue = None
-            self._conn_take = self._take_parts = None
+            self._conn_take = self._take_parts = self._writer = None
             self._on_readable_cb = None
             self._on_writable_cb = None
 
