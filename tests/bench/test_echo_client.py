@@ -276,38 +276,34 @@ def test_concurrent_without_leftover_after_a_clean_run_on_the_same_connections(
 
 
 # --------------------------------------------------------------------------------------------
-# What only the compiled loops do: give up on a stalled server, finish short writes.
+# Give up on a stalled server, finish short writes.
 
 
-def test_compiled_concurrent_gives_up_on_a_server_that_stops_replying(
-    servers: list[TinyServer],
+def test_concurrent_gives_up_on_a_server_that_stops_replying(
+    servers: list[TinyServer], compiled: bool
 ) -> None:
-    _compiled_or_skip()
     server = _server(servers, True, 32, silent_from=3)
-    client = _echo_client.Concurrent(server.endpoint, 32, 2, compiled=True)
+    client = _echo_client.Concurrent(server.endpoint, 32, 2, compiled=compiled)
     try:
-        assert client.compiled_loop is not None
         started = time.monotonic()
         with pytest.raises(BenchCheckError, match=r"no reply for 0\.3 s"):
-            client.compiled_loop(50, timeout=0.3)
+            client(50, timeout=0.3)
         assert 0.25 < time.monotonic() - started < 3
     finally:
         client.close()
 
 
-def test_compiled_round_trip_gives_up_on_a_server_that_stops_replying_and_restores_the_socket(
-    servers: list[TinyServer],
+def test_round_trip_gives_up_on_a_server_that_stops_replying_and_restores_the_socket(
+    servers: list[TinyServer], compiled: bool
 ) -> None:
-    _compiled_or_skip()
-    assert _loadgen is not None
     server = _server(servers, True, 32, silent_from=3)
-    client = _echo_client.RoundTrip(server.endpoint, 32, compiled=True)
+    client = _echo_client.RoundTrip(server.endpoint, 32, compiled=compiled)
     try:
         sock = client.sock
         before = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16)
         started = time.monotonic()
         with pytest.raises(BenchCheckError, match=r"no reply for 0\.3 s"):
-            _loadgen.round_trip(sock.fileno(), client.frame, client.buffer, 10, 0.3)
+            client(10, timeout=0.3)
         assert 0.25 < time.monotonic() - started < 3
         assert server.requests == 3
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16) == before
@@ -367,19 +363,17 @@ def test_compiled_round_trip_waits_on_a_non_blocking_socket(servers: list[TinySe
         client.close()
 
 
-def test_compiled_concurrent_finishes_frames_that_the_socket_takes_in_part(
-    servers: list[TinyServer],
+def test_concurrent_finishes_frames_that_the_socket_takes_in_part(
+    servers: list[TinyServer], compiled: bool
 ) -> None:
-    _compiled_or_skip()
     size = 256 * 1024
     server = _server(servers, False, size, rcvbuf=4096)
-    client = _echo_client.Concurrent(server.endpoint, size, 2, compiled=True)
+    client = _echo_client.Concurrent(server.endpoint, size, 2, compiled=compiled)
     try:
         for sock in client.socks:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        assert client.compiled_loop is not None
         client(6)
-        assert client.compiled_loop.short_writes > 0
+        assert client.short_writes > 0
         assert _wait_for(server, 8) == 8
     finally:
         client.close()

@@ -24,6 +24,8 @@ import base64
 import os
 import select
 import socket
+import struct
+import time
 from itertools import repeat
 from types import ModuleType
 from typing import TYPE_CHECKING, Optional
@@ -50,6 +52,9 @@ COMPILED = _loadgen is not None
 """True when the client's loops are the compiled ones (the default where they are built)."""
 CLIENT = "compiled (fastws.bench._loadgen, epoll)" if COMPILED else "Python (select.epoll, socket)"
 """The client's loops, in words, for the report."""
+
+STALL_TIMEOUT = 10.0
+"""Seconds without a reply (or without the server reading) after which a run gives up."""
 
 _MASK = b"\x1f\x2e\x3d\x4c"
 _OP_TEXT = 0x1
@@ -132,6 +137,18 @@ def _recv_exactly(sock: socket.socket, view: memoryview) -> None:
         got += n
 
 
+def _finish_send(sock: socket.socket, frame: bytes, sent: int, timeout: float) -> None:
+    """Send the rest of ``frame`` on a non-blocking socket that took ``sent`` bytes of it."""
+    view = memoryview(frame)[sent:]
+    while view:
+        if not select.select([], [sock], [], timeout)[1]:
+            raise BenchCheckError(f"the server read nothing for {timeout:g} s")
+        try:
+            view = view[sock.send(view) :]
+        except BlockingIOError:
+            pass
+
+
 def _compiled_module(compiled: bool) -> Optional[ModuleType]:
     if compiled and _loadgen is None:
         raise RuntimeError("the compiled client (fastws.bench._loadgen) is not available")
@@ -160,9 +177,10 @@ class RoundTrip:
         if bytes(self.buffer) != expected:
             raise BenchCheckError(f"wrong echo: {bytes(self.buffer[:16])!r}...")
 
-    def __call__(self, n: int) -> None:
+    def __call__(self, n: int, timeout: float = STALL_TIMEOUT) -> None:
+        """Make ``n`` round trips; give up when nothing moves for ``timeout`` seconds."""
         if self._compiled is not None:
-            self._compiled.round_trip(self.sock.fileno(), self.frame, self.buffer, n)
+            self._compiled.round_trip(self.sock.fileno(), self.frame, self.buffer, n, timeout)
             return
         sock = self.sock
         frame = self.frame
@@ -170,13 +188,26 @@ class RoundTrip:
         sendall = sock.sendall
         recv_into = sock.recv_into
         total = len(view)
-        for _ in repeat(None, n):
-            sendall(frame)
-            got = recv_into(view)
-            if got != total:
-                if not got:
-                    raise BenchCheckError("server closed the connection")
-                _recv_exactly(sock, view[got:])
+        # As the compiled loop does: the kernel's own send and receive timeouts end a
+        # blocking call that waits too long (EAGAIN), with no extra call per message.
+        limit = struct.pack("@ll", int(timeout), int((timeout - int(timeout)) * 1e6))
+        options = (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO)
+        saved = [sock.getsockopt(socket.SOL_SOCKET, o, len(limit)) for o in options]
+        for option in options:
+            sock.setsockopt(socket.SOL_SOCKET, option, limit)
+        try:
+            for _ in repeat(None, n):
+                sendall(frame)
+                got = recv_into(view)
+                if got != total:
+                    if not got:
+                        raise BenchCheckError("server closed the connection")
+                    _recv_exactly(sock, view[got:])
+        except BlockingIOError:
+            raise BenchCheckError(f"no reply for {timeout:g} s") from None
+        finally:
+            for option, value in zip(options, saved):
+                sock.setsockopt(socket.SOL_SOCKET, option, value)
 
     def close(self) -> None:
         """Send a close frame and close the connection."""
@@ -214,6 +245,7 @@ class Concurrent:
             sock.setblocking(False)
         self.by_fd = {sock.fileno(): sock for sock in self.socks}
         self.pending = dict.fromkeys(self.by_fd, 0)
+        self._short_writes = 0  # the Python loop's (see short_writes)
         self.epoll: Optional[select.epoll] = None
         self.compiled_loop: Optional[ConcurrentEcho] = None
         if compiled_module is not None:
@@ -225,23 +257,39 @@ class Concurrent:
             for fd in self.by_fd:
                 self.epoll.register(fd, select.EPOLLIN)
 
-    def __call__(self, n: int) -> None:
+    @property
+    def short_writes(self) -> int:
+        """How many frames the sockets took only in part (then the rest was sent)."""
         if self.compiled_loop is not None:
-            self.compiled_loop(n)
+            return int(self.compiled_loop.short_writes)
+        return self._short_writes
+
+    def __call__(self, n: int, timeout: float = STALL_TIMEOUT) -> None:
+        """Exchange ``n`` messages; give up when no reply comes for ``timeout`` seconds."""
+        if self.compiled_loop is not None:
+            self.compiled_loop(n, timeout)
             return
         assert self.epoll is not None
         frame = self.frame
+        size = len(frame)
         reply = self.reply
         by_fd = self.by_fd
         pending = self.pending
         poll = self.epoll.poll
         sent = 0
         done = 0
+        last = time.monotonic()
         for sock in self.socks[: min(n, len(self.socks))]:
-            sock.send(frame)
+            self._send(sock, frame, size, timeout)
             sent += 1
         while done < n:
-            for fd, _ in poll(1.0):
+            ready = poll(min(timeout, 1.0))
+            if not ready:
+                if time.monotonic() - last >= timeout:
+                    raise BenchCheckError(f"no reply for {timeout:g} s")
+                continue
+            last = time.monotonic()
+            for fd, _ in ready:
                 sock = by_fd[fd]
                 data = sock.recv(65536)
                 if not data:
@@ -251,10 +299,19 @@ class Concurrent:
                 done += replies
                 for _ in repeat(None, replies):
                     if sent < n:
-                        sock.send(frame)
+                        self._send(sock, frame, size, timeout)
                         sent += 1
         if any(pending.values()):
             raise BenchCheckError("a partial echo was left over")
+
+    def _send(self, sock: socket.socket, frame: bytes, size: int, timeout: float) -> None:
+        try:
+            sent = sock.send(frame)
+        except BlockingIOError:
+            sent = 0
+        if sent != size:
+            self._short_writes += 1
+            _finish_send(sock, frame, sent, timeout)
 
     def close(self) -> None:
         """Close every connection."""
