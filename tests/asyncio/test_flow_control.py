@@ -100,3 +100,34 @@ def test_large_messages_from_send_arrive_intact_through_partial_writes() -> None
                     assert await ws.recv() == expected
 
     run(main, timeout=20)
+
+
+def test_small_messages_arrive_intact_and_in_order_through_partial_writes() -> None:
+    """Small frames (written from the frame writer's own buffer on fastws's transport) sent
+    faster than the client reads: what the socket does not take waits, and resumes at the
+    right byte, from ``await ws.send`` and from ``send_nowait`` alike."""
+    messages: List[Any] = []
+    for i in range(3000):
+        size = 1 + (i * 613) % 8000  # below the writer's whole-frame size: buffered frames
+        if i % 3 == 0:
+            messages.append(os.urandom(size))
+        else:
+            messages.append("".join(chr(32 + (j * 5 + i) % 95) for j in range(size)))
+
+    async def flood(ws: fa.ServerWebSocket) -> None:
+        for index, message in enumerate(messages):
+            if index % 2:
+                ws.send_nowait(message)  # no wait: piles up behind the partial writes
+            else:
+                await ws.send(message)
+
+    async def main() -> None:
+        async with fa.serve(flood, "127.0.0.1", 0, write_limit=16384) as server:
+            async with fa.connect(uri(server), extensions=[], max_queue=2) as ws:
+                await asyncio.sleep(0.2)
+                (server_ws,) = server.connections
+                assert server_ws._write_paused  # the writes did come up short
+                for expected in messages:
+                    assert await ws.recv() == expected
+
+    run(main, timeout=30)
