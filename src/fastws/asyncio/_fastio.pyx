@@ -97,7 +97,7 @@ cdef extern from "Python.h":
 cdef extern from "errno.h":
     int EWOULDBLOCK
 
-# Reading a ``__slots__`` attribute from C: the hot path reads about ten attributes of the
+# Reading a ``__slots__`` attribute from C: the hot path reads several attributes of the
 # connection and the WebSocket per message, and each generic lookup (type lookup, descriptor,
 # member read) costs more than the pointer load it ends in.
 cdef extern from *:
@@ -139,6 +139,16 @@ cdef Py_ssize_t _slot_offset(type cls, str name) except -2:
     return fastws_slot_offset(getattr(cls, name, None))
 
 
+cdef inline object _slot(object obj, type cls, Py_ssize_t off, str name):
+    """``obj.name``, read from its slot when ``obj`` is a ``cls`` and ``off`` its offset."""
+    cdef PyObject *value
+    if off >= 0 and type(obj) is cls:
+        value = fastws_slot(<PyObject *>obj, off)
+        if value is not NULL:
+            return <object>value
+    return getattr(obj, name)  # also raises AttributeError for an unset slot
+
+
 def _read_attribute(obj, str name):
     """``getattr(obj, name)`` the way the data path reads attributes (for the tests)."""
     cls = type(obj)
@@ -149,15 +159,6 @@ def _is_slot_read(cls, str name):
     """Whether the data path reads ``name`` of a ``cls`` from its slot (for the tests)."""
     return _slot_offset(cls, name) >= 0
 
-
-cdef inline object _slot(object obj, type cls, Py_ssize_t off, str name):
-    """``obj.name``, read from its slot when ``obj`` is a ``cls`` and ``off`` its offset."""
-    cdef PyObject *value
-    if off >= 0 and type(obj) is cls:
-        value = fastws_slot(<PyObject *>obj, off)
-        if value is not NULL:
-            return <object>value
-    return getattr(obj, name)  # also raises AttributeError for an unset slot
 
 cdef extern from "sys/types.h":
     ctypedef long ssize_t
@@ -694,6 +695,7 @@ cdef class SocketTransport:
 
     cdef _write(self, data):
         cdef Py_buffer view
+        cdef int status
         if self._eof_pending or self._eof_sent:
             raise RuntimeError("cannot call write() after write_eof()")
         if type(data) is bytes:
