@@ -295,7 +295,6 @@ cdef class ConcurrentEcho:
         cdef const char *frame = self._data
         cdef Py_ssize_t size = self._size
         cdef ssize_t put
-        cdef epoll_event ev
         cdef int outcome
         while conn.owed:
             put = c_send(conn.fd, frame + conn.offset, size - conn.offset, MSG_NOSIGNAL)
@@ -317,20 +316,21 @@ cdef class ConcurrentEcho:
             # A short write: the rest goes when the socket is writable again.
             self.short_writes += 1
             if not conn.watching_out:
-                ev.events = EPOLLIN | EPOLLOUT
-                ev.data.u64 = <uint64_t>(conn - self._conns)
-                if epoll_ctl(self._efd, EPOLL_CTL_MOD, conn.fd, &ev) < 0:
-                    saved_errno[0] = errno
-                    return SOCKET_ERROR
-                conn.watching_out = True
+                return self._watch_out(conn, True, saved_errno)
             return DONE
         if conn.watching_out:
-            ev.events = EPOLLIN
-            ev.data.u64 = <uint64_t>(conn - self._conns)
-            if epoll_ctl(self._efd, EPOLL_CTL_MOD, conn.fd, &ev) < 0:
-                saved_errno[0] = errno
-                return SOCKET_ERROR
-            conn.watching_out = False
+            return self._watch_out(conn, False, saved_errno)
+        return DONE
+
+    cdef int _watch_out(self, Conn *conn, bint on, int *saved_errno) noexcept nogil:
+        """Have epoll report ``conn``'s socket writable too (``on``), or no longer."""
+        cdef epoll_event ev
+        ev.events = (EPOLLIN | EPOLLOUT) if on else EPOLLIN
+        ev.data.u64 = <uint64_t>(conn - self._conns)
+        if epoll_ctl(self._efd, EPOLL_CTL_MOD, conn.fd, &ev) < 0:
+            saved_errno[0] = errno
+            return SOCKET_ERROR
+        conn.watching_out = on
         return DONE
 
 
