@@ -1,7 +1,7 @@
-"""Build script for the fastws C extension.
+"""Build script for the turbows C extension.
 
-``FASTWS_NO_EXTENSIONS=1`` skips the extension (pure-Python install). Without that, a failed
-build falls back to pure Python with a warning, unless ``FASTWS_REQUIRE_EXTENSIONS=1`` is set
+``TURBOWS_NO_EXTENSIONS=1`` skips the extension (pure-Python install). Without that, a failed
+build falls back to pure Python with a warning, unless ``TURBOWS_REQUIRE_EXTENSIONS=1`` is set
 (CI and wheel builds), in which case it is an error.
 """
 
@@ -17,8 +17,8 @@ def _flag(name: str) -> bool:
     return os.environ.get(name, "") not in ("", "0")
 
 
-NO_EXTENSIONS = _flag("FASTWS_NO_EXTENSIONS")
-REQUIRE_EXTENSIONS = _flag("FASTWS_REQUIRE_EXTENSIONS")
+NO_EXTENSIONS = _flag("TURBOWS_NO_EXTENSIONS")
+REQUIRE_EXTENSIONS = _flag("TURBOWS_REQUIRE_EXTENSIONS")
 
 
 class OptionalBuildExt(build_ext):
@@ -39,16 +39,16 @@ class OptionalBuildExt(build_ext):
             # build back to the sources (else that copy fails, and so do the other extensions).
             ext.optional = True
 
-    def _fail(self, exc: Exception, name: str = "fastws._speedups") -> None:
+    def _fail(self, exc: Exception, name: str = "turbows._speedups") -> None:
         if REQUIRE_EXTENSIONS:
             raise
         fallback = {
-            "fastws._speedups": "the pure-Python codec, which is much slower",
-            "fastws.asyncio._fastio": "asyncio's own transports only",
-            "fastws.bench._loadgen": "the benchmark's Python client, which caps its figures",
+            "turbows._speedups": "the pure-Python codec, which is much slower",
+            "turbows.asyncio._fastio": "asyncio's own transports only",
+            "turbows.bench._loadgen": "the benchmark's Python client, which caps its figures",
         }.get(name, "without it")
         warnings.warn(
-            f"fastws: the C extension {name} could not be built ({exc}); installing {fallback}",
+            f"turbows: the C extension {name} could not be built ({exc}); installing {fallback}",
             stacklevel=1,
         )
 
@@ -61,7 +61,7 @@ def extensions() -> list:
     except ImportError:
         if REQUIRE_EXTENSIONS:
             raise
-        warnings.warn("fastws: Cython is not installed; installing the pure-Python codec")
+        warnings.warn("turbows: Cython is not installed; installing the pure-Python codec")
         return []
     if sys.platform == "win32":
         cflags = ["/O2"]
@@ -70,9 +70,9 @@ def extensions() -> list:
         # pick AVX2/AVX-512/NEON at run time.
         cflags = ["-O3", "-fno-strict-aliasing"]
     ext = Extension(
-        "fastws._speedups",
-        sources=["src/fastws/_speedups.pyx", "src/fastws/_kernels/fastws_kernels.c"],
-        include_dirs=["src/fastws/_kernels"],
+        "turbows._speedups",
+        sources=["src/turbows/_speedups.pyx", "src/turbows/_kernels/turbows_kernels.c"],
+        include_dirs=["src/turbows/_kernels"],
         extra_compile_args=cflags,
         define_macros=[("CYTHON_TRACE", "0")],
     )
@@ -81,8 +81,8 @@ def extensions() -> list:
         # The asyncio layer's optional socket transport (POSIX sockets).
         exts.append(
             Extension(
-                "fastws.asyncio._fastio",
-                sources=["src/fastws/asyncio/_fastio.pyx"],
+                "turbows.asyncio._fastio",
+                sources=["src/turbows/asyncio/_fastio.pyx"],
                 extra_compile_args=cflags,
             )
         )
@@ -90,8 +90,8 @@ def extensions() -> list:
         # The end-to-end benchmark's compiled client (epoll).
         exts.append(
             Extension(
-                "fastws.bench._loadgen",
-                sources=["src/fastws/bench/_loadgen.pyx"],
+                "turbows.bench._loadgen",
+                sources=["src/turbows/bench/_loadgen.pyx"],
                 extra_compile_args=cflags,
             )
         )

@@ -1,10 +1,10 @@
-"""pytest-benchmark suites of the fastws codec: ``pytest bench/``.
+"""pytest-benchmark suites of the turbows codec: ``pytest bench/``.
 
 Every benchmark runs against both codecs through the ``codec`` fixture (``cython``: the
-``fastws._speedups`` extension, skipped when it is not built; ``python``: the pure twin). The
+``turbows._speedups`` extension, skipped when it is not built; ``python``: the pure twin). The
 suites live outside ``tests/`` and carry the ``bench`` marker, so the normal test run
 (``pytest`` / ``pytest tests``) never collects them; ``pytest bench/ -m "not bench"`` deselects
-them explicitly. The side-by-side comparison with the peers is ``python -m fastws.bench``.
+them explicitly. The side-by-side comparison with the peers is ``python -m turbows.bench``.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from types import ModuleType
 import pytest
 
 try:
-    import fastws  # noqa: F401
+    import turbows  # noqa: F401
 except ImportError:  # running from a checkout without installing: use the source tree
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-CODECS = {"cython": "fastws._speedups", "python": "fastws._codec_py"}
+CODECS = {"cython": "turbows._speedups", "python": "turbows._codec_py"}
 
 
 def pytest_configure(config: pytest.Config) -> None:

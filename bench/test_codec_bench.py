@@ -1,6 +1,6 @@
 """Codec benchmarks (pytest-benchmark), each against the Cython codec and the pure twin.
 
-Inputs come from :mod:`fastws.bench._data`, the generator ``python -m fastws.bench`` uses, so
+Inputs come from :mod:`turbows.bench._data`, the generator ``python -m turbows.bench`` uses, so
 figures from both tools describe the same bytes. Each benchmark asserts the result it times.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fastws.bench import _data
+from turbows.bench import _data
 
 MASK_SIZES = [16, 125, 1024, 16 * 1024, 1 << 20]
 UTF8_SIZES = [125, 1024, 64 * 1024]

@@ -1,7 +1,7 @@
 """Connection benchmarks (pytest-benchmark): the sans-I/O ``ServerConnection`` on each codec.
 
-The same inputs and the same in-memory handshake as ``python -m fastws.bench --only
-connection`` (:mod:`fastws.bench.connection`), which also runs the peers side by side.
+The same inputs and the same in-memory handshake as ``python -m turbows.bench --only
+connection`` (:mod:`turbows.bench.connection`), which also runs the peers side by side.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from fastws.bench import _data
-from fastws.bench._peer_connections import traced_bytes_per_object
-from fastws.bench.connection import open_server
+from turbows.bench import _data
+from turbows.bench._peer_connections import traced_bytes_per_object
+from turbows.bench.connection import open_server
 
 FRAME_SIZES = [16, 125, 1024]
 BATCH = 1000

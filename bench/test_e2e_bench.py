@@ -1,8 +1,8 @@
-"""End-to-end benchmarks (pytest-benchmark): fastws's asyncio echo server over 127.0.0.1.
+"""End-to-end benchmarks (pytest-benchmark): turbows's asyncio echo server over 127.0.0.1.
 
 The server runs in its own process (pinned to core 0 when there are two cores), on each codec
-(the ``python`` case sets ``FASTWS_NO_EXTENSIONS=1`` in the server), driven by the raw-socket
-client of ``python -m fastws.bench --only e2e`` (:mod:`fastws.bench.e2e`), which also runs the
+(the ``python`` case sets ``TURBOWS_NO_EXTENSIONS=1`` in the server), driven by the raw-socket
+client of ``python -m turbows.bench --only e2e`` (:mod:`turbows.bench.e2e`), which also runs the
 peers and the raw TCP echo side by side. Every benchmark is bounded: a fixed number of rounds,
 and the server stops when the test ends (or by itself, when this process goes away).
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from fastws.bench import _data, _echo_client, e2e
+from turbows.bench import _data, _echo_client, e2e
 
 RR_SIZES = [32, 1024, 64 * 1024]
 
@@ -26,11 +26,11 @@ def _size_id(size: int) -> str:
 
 @pytest.fixture(params=["asyncio", "uvloop"])
 def server(request: pytest.FixtureRequest, codec: ModuleType) -> Iterator[e2e.ServerProcess]:
-    """A fastws echo server on the codec under benchmark and the given loop."""
+    """A turbows echo server on the codec under benchmark and the given loop."""
     if request.param == "uvloop":
         pytest.importorskip("uvloop")
-    pure = codec.__name__ == "fastws._codec_py"
-    process = e2e.ServerProcess("fastws", request.param, pure=pure)
+    pure = codec.__name__ == "turbows._codec_py"
+    process = e2e.ServerProcess("turbows", request.param, pure=pure)
     try:
         yield process
     finally:

@@ -12,18 +12,18 @@ import argparse
 import asyncio
 import logging
 
-import fastws.asyncio
+import turbows.asyncio
 
 
-async def echo(ws: fastws.asyncio.ServerWebSocket) -> None:
+async def echo(ws: turbows.asyncio.ServerWebSocket) -> None:
     """Send every message back as it came."""
     async for message in ws:
         await ws.send(message)
 
 
 async def main(host: str, port: int) -> None:
-    async with fastws.asyncio.serve(echo, host, port) as server:
-        logging.getLogger("fastws").info("echo server on ws://%s:%s/", host, server.port)
+    async with turbows.asyncio.serve(echo, host, port) as server:
+        logging.getLogger("turbows").info("echo server on ws://%s:%s/", host, server.port)
         await asyncio.Future()  # until Ctrl-C; the server then shuts down gracefully
 
 

@@ -1,8 +1,8 @@
 """Fixtures shared by every test directory.
 
 The ``codec`` fixture runs a test once per codec implementation: the pure-Python twin
-(``fastws._codec_py``, always) and the Cython extension (``fastws._speedups``, when it can be
-imported). A missing extension skips the ``cython`` run, unless ``FASTWS_REQUIRE_EXTENSIONS=1``
+(``turbows._codec_py``, always) and the Cython extension (``turbows._speedups``, when it can be
+imported). A missing extension skips the ``cython`` run, unless ``TURBOWS_REQUIRE_EXTENSIONS=1``
 is set (CI, wheel builds): then it fails, so that a broken build cannot pass as a skipped test.
 
 Hypothesis profiles: ``ci`` (the default) and ``dev`` (fewer examples, for quick local runs),
@@ -45,14 +45,14 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def _flag(name: str) -> bool:
-    # Same convention as setup.py and fastws.codec: any non-empty value but "0" is on.
+    # Same convention as setup.py and turbows.codec: any non-empty value but "0" is on.
     return os.environ.get(name, "") not in ("", "0")
 
 
-REQUIRE_EXTENSIONS = _flag("FASTWS_REQUIRE_EXTENSIONS")
+REQUIRE_EXTENSIONS = _flag("TURBOWS_REQUIRE_EXTENSIONS")
 
 CODEC_IMPLEMENTATIONS = ("python", "cython")
-_MODULES = {"python": "fastws._codec_py", "cython": "fastws._speedups"}
+_MODULES = {"python": "turbows._codec_py", "cython": "turbows._speedups"}
 
 
 def _load(name: str) -> ModuleType:
@@ -63,7 +63,7 @@ def _load(name: str) -> ModuleType:
     except ImportError as exc:
         if name == "python" or REQUIRE_EXTENSIONS:
             pytest.fail(
-                f"{module_name} cannot be imported ({exc!r}) but FASTWS_REQUIRE_EXTENSIONS is"
+                f"{module_name} cannot be imported ({exc!r}) but TURBOWS_REQUIRE_EXTENSIONS is"
                 " set: the extension build is broken",
                 pytrace=False,
             )
@@ -80,7 +80,7 @@ def speedups_or_none() -> Optional[ModuleType]:
 
 @pytest.fixture(scope="session", params=CODEC_IMPLEMENTATIONS)
 def codec(request: pytest.FixtureRequest) -> ModuleType:
-    """The codec module under test: ``fastws._codec_py`` or ``fastws._speedups``."""
+    """The codec module under test: ``turbows._codec_py`` or ``turbows._speedups``."""
     return _load(request.param)
 
 
@@ -92,5 +92,5 @@ def python_codec() -> ModuleType:
 
 @pytest.fixture(scope="session")
 def cython_codec() -> ModuleType:
-    """The Cython codec alone (skipped, or failed under FASTWS_REQUIRE_EXTENSIONS, if absent)."""
+    """The Cython codec alone (skipped, or failed under TURBOWS_REQUIRE_EXTENSIONS, if absent)."""
     return _load("cython")

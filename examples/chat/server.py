@@ -18,18 +18,18 @@ import logging
 import pathlib
 from typing import List, Set
 
-import fastws
-import fastws.asyncio
+import turbows
+import turbows.asyncio
 
 PAGE = pathlib.Path(__file__).with_name("index.html")
-log = logging.getLogger("fastws.examples.chat")
+log = logging.getLogger("turbows.examples.chat")
 
 
 class ChatRoom:
     """The members of the room, and the broadcast."""
 
     def __init__(self) -> None:
-        self.members: Set[fastws.asyncio.ServerWebSocket] = set()
+        self.members: Set[turbows.asyncio.ServerWebSocket] = set()
         self.counter = 0
         self.history: List[dict] = []  # the last 100 messages, replayed to newcomers
         self.changed = asyncio.Event()
@@ -39,9 +39,9 @@ class ChatRoom:
         self.changed.set()
         self.changed = asyncio.Event()
         # One pass, no waiting; a member whose connection is closing is left to its handler.
-        fastws.asyncio.broadcast(self.members, json.dumps(payload))
+        turbows.asyncio.broadcast(self.members, json.dumps(payload))
 
-    async def handler(self, ws: fastws.asyncio.ServerWebSocket) -> None:
+    async def handler(self, ws: turbows.asyncio.ServerWebSocket) -> None:
         self.counter += 1
         name = f"guest{self.counter}"
         self.members.add(ws)
@@ -66,19 +66,19 @@ class ChatRoom:
             await self.broadcast({"system": f"{name} left"})
 
 
-def process_request(request: fastws.Request) -> "fastws.asyncio.Reject | None":
+def process_request(request: turbows.Request) -> "turbows.asyncio.Reject | None":
     """The page for plain HTTP GETs of ``/``; the WebSocket handshake only on ``/chat``."""
     path = request.path.split("?", 1)[0]
     if not request.upgrade:
         if path != "/":
-            return fastws.asyncio.Reject(404, [("Content-Type", "text/plain")], "not found\n")
-        return fastws.asyncio.Reject(
+            return turbows.asyncio.Reject(404, [("Content-Type", "text/plain")], "not found\n")
+        return turbows.asyncio.Reject(
             200,
             [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")],
             PAGE.read_bytes(),
         )
     if path != "/chat":
-        return fastws.asyncio.Reject(404, body="no such room")
+        return turbows.asyncio.Reject(404, body="no such room")
     return None  # accept
 
 
@@ -89,7 +89,7 @@ async def run(
     room: "ChatRoom | None" = None,
 ) -> None:
     room = room or ChatRoom()
-    async with fastws.asyncio.serve(
+    async with turbows.asyncio.serve(
         room.handler, host, port, process_request=process_request
     ) as server:
         log.info("chat page on http://%s:%s/ (WebSocket on /chat)", host, server.port)
@@ -99,7 +99,7 @@ async def run(
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="fastws chat example")
+    parser = argparse.ArgumentParser(description="turbows chat example")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()

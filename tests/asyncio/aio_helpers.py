@@ -9,7 +9,7 @@ import os
 import socket
 from typing import Any, Awaitable, Callable, Optional, Tuple
 
-import fastws.asyncio as fa
+import turbows.asyncio as fa
 
 
 def open_fds() -> int:

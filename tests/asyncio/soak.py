@@ -3,7 +3,7 @@
     PYTHONPATH=src python tests/asyncio/soak.py fast|loop asyncio|uvloop 200 2000 60
 
 Soak: N connections x M messages of random sizes (0..200 KiB, mostly small), random slow
-readers, random client aborts, against one fastws server process (TRANSPORT loop|fast, LOOP
+readers, random client aborts, against one turbows server process (TRANSPORT loop|fast, LOOP
 asyncio|uvloop). Every echo is compared with what was sent; at the end the server reports its
 connections, tasks, fds, pollers and RSS. Bounded: DEADLINE seconds for the traffic."""
 
@@ -33,7 +33,7 @@ async def server_main(transport):
     import logging
 
     logging.basicConfig(level=logging.CRITICAL)
-    import fastws.asyncio as fa
+    import turbows.asyncio as fa
 
     async def handler(ws):
         if ws.request.path == "/cb":
@@ -92,7 +92,7 @@ def rand_size(r):
 
 
 async def client_main(port, conns, msgs, deadline, seed):
-    import fastws.asyncio as fa
+    import turbows.asyncio as fa
 
     stats = dict(ok=0, bad=0, aborted=0, conns_done=0, errors=0, bytes=0)
     blob = os.urandom(256 * 1024)

@@ -9,8 +9,8 @@ from typing import Any, List
 
 import pytest
 
-import fastws
-import fastws.asyncio as fa
+import turbows
+import turbows.asyncio as fa
 
 from aio_helpers import handshake_request, run, uri
 
@@ -22,7 +22,7 @@ async def _park(ws: Any) -> None:
 async def _opened(server: Any, count: int) -> List[Any]:
     """The server's side of ``count`` connections, once all of them are OPEN."""
     for _ in range(200):
-        members = [ws for ws in server.connections if ws.state is fastws.State.OPEN]
+        members = [ws for ws in server.connections if ws.state is turbows.State.OPEN]
         if len(members) == count:
             return members
         await asyncio.sleep(0.01)
@@ -70,10 +70,10 @@ def test_connections_that_are_not_open_are_returned_not_sent_to() -> None:
             members = await _opened(server, 2)
             await leave.close()
             for _ in range(100):
-                if sum(ws.state is fastws.State.CLOSED for ws in members) == 1:
+                if sum(ws.state is turbows.State.CLOSED for ws in members) == 1:
                     break
                 await asyncio.sleep(0.01)
-            (gone,) = [ws for ws in members if ws.state is fastws.State.CLOSED]
+            (gone,) = [ws for ws in members if ws.state is turbows.State.CLOSED]
             assert fa.broadcast(members, "still here?") == [gone]
             assert await stay.recv() == "still here?"
             await stay.close()

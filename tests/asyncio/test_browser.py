@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason="needs 
 
 
 def _load_example() -> Any:
-    spec = importlib.util.spec_from_file_location("fastws_chat_example", EXAMPLE)
+    spec = importlib.util.spec_from_file_location("turbows_chat_example", EXAMPLE)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -8,8 +8,8 @@ from typing import Any, Dict
 
 import pytest
 
-import fastws
-import fastws.asyncio as fa
+import turbows
+import turbows.asyncio as fa
 
 from aio_helpers import echo, masked_frame, raw_client, run, uri
 
@@ -102,7 +102,7 @@ def test_handler_exception_closes_with_1011_and_is_logged(caplog: Any) -> None:
                 assert ws.close_code == 1011
 
     run(main)
-    assert any("handler failed" in r.getMessage() and r.name == "fastws" for r in caplog.records)
+    assert any("handler failed" in r.getMessage() and r.name == "turbows" for r in caplog.records)
 
 
 def test_tcp_drop_by_the_client_gives_1006_to_the_handler() -> None:
@@ -184,7 +184,7 @@ def test_answers_to_messages_before_a_protocol_error_go_out_before_the_close(mod
 
 
 def test_a_handler_that_does_not_read_gets_the_failure_after_a_grace(monkeypatch: Any) -> None:
-    import fastws.asyncio._protocol as protocol
+    import turbows.asyncio._protocol as protocol
 
     monkeypatch.setattr(protocol, "FAILURE_GRACE", 0.2)
     seen: Dict[str, Any] = {}
@@ -279,7 +279,7 @@ def test_close_twice_and_close_after_close_are_harmless() -> None:
             ws = await fa.connect(uri(server))
             await asyncio.gather(ws.close(), ws.close())
             await ws.close()
-            assert ws.state is fastws.State.CLOSED
+            assert ws.state is turbows.State.CLOSED
 
     run(main)
 

@@ -7,8 +7,8 @@ from typing import Any, List
 
 import pytest
 
-import fastws
-import fastws.asyncio as fa
+import turbows
+import turbows.asyncio as fa
 
 from aio_helpers import echo, run, uri
 
@@ -17,7 +17,7 @@ def test_text_and_binary_messages_are_echoed() -> None:
     async def main() -> None:
         async with fa.serve(echo, "127.0.0.1", 0) as server:
             async with fa.connect(uri(server)) as ws:
-                assert ws.state is fastws.State.OPEN
+                assert ws.state is turbows.State.OPEN
                 await ws.send("hello")
                 assert await ws.recv() == "hello"
                 await ws.send(b"\x00\xff")
@@ -26,7 +26,7 @@ def test_text_and_binary_messages_are_echoed() -> None:
                 assert await ws.recv() == b"ba"
                 await ws.send("")
                 assert await ws.recv() == ""
-            assert ws.state is fastws.State.CLOSED
+            assert ws.state is turbows.State.CLOSED
             assert ws.close_code == 1000
 
     run(main)

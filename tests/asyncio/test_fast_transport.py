@@ -1,4 +1,4 @@
-"""fastws's own socket transport: used when asked, for plain TCP only."""
+"""turbows's own socket transport: used when asked, for plain TCP only."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-import fastws
-import fastws.asyncio as fa
-import fastws.asyncio._server as server_module
+import turbows
+import turbows.asyncio as fa
+import turbows.asyncio._server as server_module
 
 from aio_helpers import handshake_request, masked_frame, run, uri
 
@@ -58,7 +58,7 @@ def test_tls_servers_keep_the_loop_transport() -> None:
 
 def test_fast_transport_follows_the_default_unless_told(server_transport: str) -> None:
     server = fa.serve(fa.WebSocket, "127.0.0.1", 0)
-    assert server._uses_fast_transport() == (server_transport == "fastws")
+    assert server._uses_fast_transport() == (server_transport == "turbows")
     assert not fa.serve(fa.WebSocket, "127.0.0.1", 0, fast_transport=False)._uses_fast_transport()
 
 
@@ -252,7 +252,7 @@ def test_a_read_that_fills_the_buffer_is_followed_by_the_rest(use_uvloop: bool) 
             while b"\r\n\r\n" not in head:
                 head += sock.recv(4096)
             key = os.urandom(4)
-            payload = fastws.apply_mask(big, key)
+            payload = turbows.apply_mask(big, key)
             sock.sendall(
                 masked_frame(0x1, b"go") + b"\x82\xff" + struct.pack(">Q", size) + key + payload
             )
@@ -331,22 +331,22 @@ def _stream_and_expected(seed: int) -> tuple[bytes, list[Any]]:
         size = rng.choice((0, 5, 125, 126, 2047, 2048, 3000, 9000, 65535, 65536, 70_000))
         kind = i % 4
         if kind == 3:
-            out += fastws.build_frame(0x9, b"p%d" % i, mask=os.urandom(4))
+            out += turbows.build_frame(0x9, b"p%d" % i, mask=os.urandom(4))
             kind = 0
         if kind == 0:
             text = "".join(rng.choice(alphabet) for _ in range(size // 3))
             data = text.encode()
             cut = len(data) // 2  # may fall inside a character
-            out += fastws.build_frame(0x1, data[:cut], fin=False, mask=os.urandom(4))
-            out += fastws.build_frame(0x0, data[cut:], mask=os.urandom(4))
+            out += turbows.build_frame(0x1, data[:cut], fin=False, mask=os.urandom(4))
+            out += turbows.build_frame(0x0, data[cut:], mask=os.urandom(4))
             expected.append(text)
         elif kind == 1:
             text = "".join(rng.choice(alphabet) for _ in range(size // 3))
-            out += fastws.build_frame(0x1, text.encode(), mask=os.urandom(4))
+            out += turbows.build_frame(0x1, text.encode(), mask=os.urandom(4))
             expected.append(text)
         else:
             blob = rng.randbytes(size)
-            out += fastws.build_frame(0x2, blob, mask=os.urandom(4))
+            out += turbows.build_frame(0x2, blob, mask=os.urandom(4))
             expected.append(blob)
     return bytes(out), expected
 
@@ -368,7 +368,7 @@ def test_long_reads_parsed_in_place_keep_every_message_intact(use_uvloop: bool) 
                 head += sock.recv(4096)
             rest = head.split(b"\r\n\r\n", 1)[1]
             got: list[Any] = []
-            parser = fastws.FrameParser(require_mask=False, max_message_size=None)
+            parser = turbows.FrameParser(require_mask=False, max_message_size=None)
             for item in parser.feed(rest):
                 got.append(item)
             pos = 0
@@ -456,7 +456,7 @@ def _slow_reader(port: int, requests: list[bytes], count: int, result: list[Any]
             sock.sendall(request)
             time.sleep(0.02)
         time.sleep(0.5)
-        parser = fastws.FrameParser(require_mask=False, max_message_size=None)
+        parser = turbows.FrameParser(require_mask=False, max_message_size=None)
         got: list[Any] = []
         while len(got) < count:
             chunk = sock.recv(1 << 16)
@@ -601,9 +601,9 @@ def test_a_base_exception_from_on_message_is_fatal_to_the_connection(fast: bool)
 def test_an_exception_out_of_the_protocol_is_fatal_like_on_asyncios_transports(
     use_uvloop: bool, where: str
 ) -> None:
-    """Any protocol, not only fastws's: the error is reported with the call that failed, the
+    """Any protocol, not only turbows's: the error is reported with the call that failed, the
     transport closes, and connection_lost gets the error."""
-    from fastws.asyncio._fastio import SocketTransport
+    from turbows.asyncio._fastio import SocketTransport
 
     class Boom(Exception):
         pass
@@ -669,7 +669,7 @@ class _OwnLookup(_Slotted):
 
 
 def test_slot_reads_match_getattr() -> None:
-    from fastws.asyncio._fastio import _is_slot_read, _read_attribute
+    from turbows.asyncio._fastio import _is_slot_read, _read_attribute
 
     child = _SlottedChild()
     child.a, child.c = "first", ["third"]
@@ -700,8 +700,8 @@ def test_the_data_path_reads_the_connection_and_websocket_from_their_slots() -> 
     # Guards the speed of the data path: these are the attributes _deliver, send_nowait
     # and _send_frames read per message; if one stops being a plain slot (a property, a
     # renamed slot), the reads still work through getattr, but this says so.
-    from fastws.asyncio._fastio import _is_slot_read
-    from fastws.connection import ClientConnection, ServerConnection
+    from turbows.asyncio._fastio import _is_slot_read
+    from turbows.connection import ClientConnection, ServerConnection
 
     for cls in (ServerConnection, ClientConnection):
         names = ("_fast", "_events", "_feed", "should_close_transport", "data_to_send")

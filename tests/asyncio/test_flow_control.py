@@ -6,7 +6,7 @@ import asyncio
 import os
 from typing import Any, List
 
-import fastws.asyncio as fa
+import turbows.asyncio as fa
 
 from aio_helpers import run, uri
 
@@ -77,7 +77,7 @@ def test_a_lagging_handler_pauses_reading_then_resumes() -> None:
 
 def test_large_messages_from_send_arrive_intact_through_partial_writes() -> None:
     """``await ws.send`` of large messages (written as header and payload without joining
-    them, on fastws's transport) to a client that reads slowly: every partial write resumes
+    them, on turbows's transport) to a client that reads slowly: every partial write resumes
     at the right byte, text and binary alike."""
     messages: List[Any] = []
     for i in range(40):
@@ -103,7 +103,7 @@ def test_large_messages_from_send_arrive_intact_through_partial_writes() -> None
 
 
 def test_small_messages_arrive_intact_and_in_order_through_partial_writes() -> None:
-    """Small frames (written from the frame writer's own buffer on fastws's transport) sent
+    """Small frames (written from the frame writer's own buffer on turbows's transport) sent
     faster than the client reads: what the socket does not take waits, and resumes at the
     right byte, from ``await ws.send`` and from ``send_nowait`` alike."""
     messages: List[Any] = []

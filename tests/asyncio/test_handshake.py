@@ -7,13 +7,13 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-import fastws
-import fastws.asyncio as fa
+import turbows
+import turbows.asyncio as fa
 
 from aio_helpers import echo, run, uri
 
 
-def _hook(request: fastws.Request) -> Optional[Any]:
+def _hook(request: turbows.Request) -> Optional[Any]:
     if request.path == "/401":
         return fa.Reject(401, [("WWW-Authenticate", 'Bearer realm="x"')], "login first")
     if request.path == "/403":
@@ -72,7 +72,7 @@ def test_process_request_accepts_with_subprotocol_and_headers() -> None:
 
 
 def test_async_process_request() -> None:
-    async def hook(request: fastws.Request) -> Any:
+    async def hook(request: turbows.Request) -> Any:
         await asyncio.sleep(0.01)
         return None if request.headers.get("Authorization") else fa.Reject(401)
 
@@ -208,11 +208,11 @@ async def _http_get(
     return answer
 
 
-def _health_hook(seen: list[Any]) -> Callable[[fastws.Request], Optional[Any]]:
+def _health_hook(seen: list[Any]) -> Callable[[turbows.Request], Optional[Any]]:
     """A process_request hook that answers ``/health`` with 200 and lets everything else
     through; it records each request's ``(method, path, upgrade)`` in ``seen``."""
 
-    def hook(request: fastws.Request) -> Optional[Any]:
+    def hook(request: turbows.Request) -> Optional[Any]:
         seen.append((request.method, request.path, request.upgrade))
         if request.path == "/health":
             return fa.Reject(200, [("Content-Type", "text/plain")], "ok\n")
@@ -333,7 +333,7 @@ def test_client_offers_client_max_window_bits_by_default() -> None:
     # As browsers do: the server may then choose the window of the client's compressor.
     offers: list[Any] = []
 
-    def hook(request: fastws.Request) -> None:
+    def hook(request: turbows.Request) -> None:
         offers.extend(request.extensions)
 
     async def main() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-import fastws.asyncio as fa
+import turbows.asyncio as fa
 
 from aio_helpers import echo, run, uri
 

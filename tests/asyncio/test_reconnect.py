@@ -8,8 +8,8 @@ from typing import Any, List
 
 import pytest
 
-import fastws
-import fastws.asyncio as fa
+import turbows
+import turbows.asyncio as fa
 
 from aio_helpers import echo, free_port, run, uri
 
@@ -22,16 +22,16 @@ def test_backoff_delays_grow_are_capped_and_jittered() -> None:
         delays = {policy.delay(level) for _ in range(50)}
         assert all(base * 0.8 <= d <= base * 1.2 for d in delays)
         assert len(delays) > 1  # jittered
-    rejected = fa.HandshakeRejected(503, fastws._http.Headers([("Retry-After", "3")]))
+    rejected = fa.HandshakeRejected(503, turbows._http.Headers([("Retry-After", "3")]))
     assert all(3.0 <= policy.delay(1, rejected) <= 3.6 for _ in range(20))
 
 
 def test_decision_table() -> None:
     def closed(code: int) -> fa.WebSocketClosed:
-        return fa.WebSocketClosed.from_event(fastws.ConnectionClosed(code, "", code != 1006))
+        return fa.WebSocketClosed.from_event(turbows.ConnectionClosed(code, "", code != 1006))
 
     def rejected(status: int) -> fa.HandshakeRejected:
-        return fa.HandshakeRejected(status, fastws._http.Headers())
+        return fa.HandshakeRejected(status, turbows._http.Headers())
 
     for code in (1000, 1001):
         assert not fa.default_should_retry(closed(code))
@@ -87,7 +87,7 @@ def test_async_for_reconnects_after_the_server_drops() -> None:
 def test_503_with_retry_after_is_honoured_then_connects(caplog: Any) -> None:
     refusals = 2
 
-    def hook(request: fastws.Request) -> Any:
+    def hook(request: turbows.Request) -> Any:
         nonlocal refusals
         if refusals:
             refusals -= 1
@@ -110,7 +110,7 @@ def test_503_with_retry_after_is_honoured_then_connects(caplog: Any) -> None:
         assert [round(a.delay) for a in attempts] == [0, 1, 1]
         assert all(a.error.status == 503 for a in attempts[1:])  # type: ignore[union-attr]
 
-    with caplog.at_level(logging.INFO, logger="fastws"):
+    with caplog.at_level(logging.INFO, logger="turbows"):
         run(main)
     assert sum("reconnecting" in r.getMessage() for r in caplog.records) == 2
 
@@ -118,7 +118,7 @@ def test_503_with_retry_after_is_honoured_then_connects(caplog: Any) -> None:
 def test_403_stops_at_once_unless_the_callback_says_otherwise() -> None:
     calls = 0
 
-    def hook(request: fastws.Request) -> Any:
+    def hook(request: turbows.Request) -> Any:
         nonlocal calls
         calls += 1
         return fa.Reject(403, body=b"no") if calls < 3 else None
@@ -233,7 +233,7 @@ def test_reconnecting_client_stops_on_403_and_reports_it() -> None:
 def test_reconnecting_client_sends_fresh_headers_each_attempt() -> None:
     seen: List[Any] = []
 
-    def hook(request: fastws.Request) -> Any:
+    def hook(request: turbows.Request) -> Any:
         seen.append(request.headers.get("Last-Event-ID"))
         return None
 

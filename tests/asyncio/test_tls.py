@@ -11,7 +11,7 @@ from typing import Tuple
 
 import pytest
 
-import fastws.asyncio as fa
+import turbows.asyncio as fa
 
 from aio_helpers import echo, run
 

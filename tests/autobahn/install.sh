@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Install the Autobahn|Testsuite's wstest (a Python 2.7 program) into a folder of its own and
-# print the command line that runs it, for FASTWS_WSTEST:
+# print the command line that runs it, for TURBOWS_WSTEST:
 #
-#     export FASTWS_WSTEST="$(bash tests/autobahn/install.sh /tmp/fastws-autobahn)"
+#     export TURBOWS_WSTEST="$(bash tests/autobahn/install.sh /tmp/turbows-autobahn)"
 #
 # Python 2.7 is looked for in pyenv's versions, then on PATH; PYTHON2 overrides the search.
 # Exit status 3: no Python 2.7 found.
 set -euo pipefail
-DEST=${1:-/tmp/fastws-autobahn}
+DEST=${1:-/tmp/turbows-autobahn}
 
 is_py27() { [ -n "$1" ] && "$1" -c 'import sys; assert sys.version_info[:2] == (2, 7)' 2>/dev/null; }
 

@@ -1,10 +1,10 @@
-"""Run the Autobahn|Testsuite against fastws and check its verdicts.
+"""Run the Autobahn|Testsuite against turbows and check its verdicts.
 
     python tests/autobahn/suite.py server    # wstest -m fuzzingclient against our echo server
     python tests/autobahn/suite.py client    # our echo client against wstest -m fuzzingserver
 
 ``wstest`` is a Python 2.7 program (package ``autobahntestsuite``); this script finds it
-through ``--wstest`` or ``$FASTWS_WSTEST``, a command line such as
+through ``--wstest`` or ``$TURBOWS_WSTEST``, a command line such as
 ``"python2.7 /path/to/bin/wstest"``. ``tests/autobahn/install.sh`` installs it.
 
 The suite's reports (HTML and JSON) go to ``--outdir``. Exit status 0 when every case
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 HERE = Path(__file__).resolve().parent
-AGENT = "fastws"
+AGENT = "turbows"
 # Verdicts of the suite that are not failures. NON-STRICT: a choice the RFC allows (for
 # instance failing a message as soon as the invalid UTF-8 is complete rather than at the
 # first byte); INFORMATIONAL: no requirement, only recorded.
@@ -96,7 +96,7 @@ def run(
 ) -> Dict[str, Tuple[str, str]]:
     """Run the suite once; the verdict of each case it ran (``verdicts``).
 
-    ``env``: more environment variables for the testee and wstest (``FASTWS_NO_EXTENSIONS``).
+    ``env``: more environment variables for the testee and wstest (``TURBOWS_NO_EXTENSIONS``).
     """
     outdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -146,7 +146,7 @@ def run(
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mode", choices=["server", "client"])
-    parser.add_argument("--wstest", default=os.environ.get("FASTWS_WSTEST"))
+    parser.add_argument("--wstest", default=os.environ.get("TURBOWS_WSTEST"))
     parser.add_argument("--outdir", type=Path, default=None)
     parser.add_argument("--cases", nargs="*", default=["*"])
     parser.add_argument("--exclude", nargs="*", default=[])
@@ -159,7 +159,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800.0)
     args = parser.parse_args(argv)
     if not args.wstest:
-        parser.error("no wstest: pass --wstest or set FASTWS_WSTEST")
+        parser.error("no wstest: pass --wstest or set TURBOWS_WSTEST")
     outdir = args.outdir or Path("autobahn-reports") / args.mode
     start = time.monotonic()
     exclude = args.exclude + (quick_exclusions() if args.quick else [])

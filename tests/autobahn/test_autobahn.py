@@ -1,7 +1,7 @@
-"""The Autobahn|Testsuite against fastws, server and client, C and pure-Python codecs.
+"""The Autobahn|Testsuite against turbows, server and client, C and pure-Python codecs.
 
-Needs ``wstest`` (``FASTWS_WSTEST``, see ``install.sh``); skipped without it, unless
-``FASTWS_REQUIRE_AUTOBAHN=1`` (set by ``.ci/run``) makes its absence a failure. The slowest
+Needs ``wstest`` (``TURBOWS_WSTEST``, see ``install.sh``); skipped without it, unless
+``TURBOWS_REQUIRE_AUTOBAHN=1`` (set by ``.ci/run``) makes its absence a failure. The slowest
 compression cases are left out here (``suite.quick_exclusions``); ``python
 tests/autobahn/suite.py server`` runs them all.
 """
@@ -15,23 +15,23 @@ from pathlib import Path
 import pytest
 import suite
 
-import fastws
+import turbows
 
-WSTEST = os.environ.get("FASTWS_WSTEST", "")
-REQUIRED = os.environ.get("FASTWS_REQUIRE_AUTOBAHN") == "1"
+WSTEST = os.environ.get("TURBOWS_WSTEST", "")
+REQUIRED = os.environ.get("TURBOWS_REQUIRE_AUTOBAHN") == "1"
 
 pytestmark = pytest.mark.skipif(
-    not WSTEST and not REQUIRED, reason="no wstest (FASTWS_WSTEST); see tests/autobahn"
+    not WSTEST and not REQUIRED, reason="no wstest (TURBOWS_WSTEST); see tests/autobahn"
 )
 
 
 @pytest.mark.parametrize("codec", ["cython", "python"])
 @pytest.mark.parametrize("mode", ["server", "client"])
 def test_autobahn_suite(mode: str, codec: str, tmp_path: Path) -> None:
-    assert WSTEST, "FASTWS_REQUIRE_AUTOBAHN=1 but FASTWS_WSTEST is not set"
-    if codec == "cython" and fastws.IMPLEMENTATION != "cython":
+    assert WSTEST, "TURBOWS_REQUIRE_AUTOBAHN=1 but TURBOWS_WSTEST is not set"
+    if codec == "cython" and turbows.IMPLEMENTATION != "cython":
         pytest.skip("the compiled extension is not built")
-    env = {"FASTWS_NO_EXTENSIONS": "1" if codec == "python" else ""}
+    env = {"TURBOWS_NO_EXTENSIONS": "1" if codec == "python" else ""}
     results = suite.run(
         mode, shlex.split(WSTEST), tmp_path, ["*"], suite.quick_exclusions(), env=env
     )
@@ -45,7 +45,7 @@ def test_autobahn_suite(mode: str, codec: str, tmp_path: Path) -> None:
 
 
 def test_autobahn_suite_server_on_uvloop(tmp_path: Path) -> None:
-    assert WSTEST, "FASTWS_REQUIRE_AUTOBAHN=1 but FASTWS_WSTEST is not set"
+    assert WSTEST, "TURBOWS_REQUIRE_AUTOBAHN=1 but TURBOWS_WSTEST is not set"
     pytest.importorskip("uvloop")
     results = suite.run(
         "server", shlex.split(WSTEST), tmp_path, ["*"], suite.quick_exclusions(), uvloop=True

@@ -1,4 +1,4 @@
-"""fastws as the testee of the Autobahn|Testsuite.
+"""turbows as the testee of the Autobahn|Testsuite.
 
 Two roles, one per mode of ``wstest``:
 
@@ -18,22 +18,22 @@ import asyncio
 import logging
 import sys
 
-import fastws
-import fastws.asyncio
+import turbows
+import turbows.asyncio
 
 MAX_SIZE = 64 * 1024 * 1024  # the suite's largest message is 16 MiB
 
 
-async def _echo(ws: fastws.asyncio.WebSocket) -> None:
+async def _echo(ws: turbows.asyncio.WebSocket) -> None:
     try:
         async for message in ws:
             await ws.send(message)
-    except fastws.asyncio.WebSocketClosed:
+    except turbows.asyncio.WebSocketClosed:
         pass
 
 
 async def serve(port: int) -> None:
-    async with fastws.asyncio.serve(
+    async with turbows.asyncio.serve(
         _echo,
         "127.0.0.1",
         port,
@@ -47,21 +47,21 @@ async def serve(port: int) -> None:
 
 
 async def run_client(url: str, agent: str) -> None:
-    async with fastws.asyncio.connect(f"{url}/getCaseCount", ping_interval=None) as ws:
+    async with turbows.asyncio.connect(f"{url}/getCaseCount", ping_interval=None) as ws:
         count = int(await ws.recv())
     for case in range(1, count + 1):
         try:
-            async with fastws.asyncio.connect(
+            async with turbows.asyncio.connect(
                 f"{url}/runCase?case={case}&agent={agent}",
                 max_message_size=MAX_SIZE,
                 ping_interval=None,
                 close_timeout=2.0,
             ) as ws:
                 await _echo(ws)
-        except (OSError, fastws.FastWSError) as exc:
+        except (OSError, turbows.TurboWSError) as exc:
             # A case that breaks the connection on purpose is judged by the suite, not here.
-            logging.getLogger("fastws").debug("case %d: %r", case, exc)
-    async with fastws.asyncio.connect(
+            logging.getLogger("turbows").debug("case %d: %r", case, exc)
+    async with turbows.asyncio.connect(
         f"{url}/updateReports?agent={agent}", ping_interval=None
     ) as ws:
         async for _ in ws:
@@ -69,7 +69,7 @@ async def run_client(url: str, agent: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    print(f"testee: fastws {fastws.__version__}, codec {fastws.IMPLEMENTATION}", flush=True)
+    print(f"testee: turbows {turbows.__version__}, codec {turbows.IMPLEMENTATION}", flush=True)
     if argv[:1] == ["server"] and len(argv) == 2:
         asyncio.run(serve(int(argv[1])))
     elif argv[:1] == ["client"] and len(argv) == 3:

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from fastws.bench import e2e
+from turbows.bench import e2e
 
 
 @pytest.mark.skipif(

@@ -1,7 +1,7 @@
 """The end-to-end benchmark's client: its Python and compiled loops count the same way.
 
-Both loops of :mod:`fastws.bench._echo_client` (the Python one and the compiled one of
-:mod:`fastws.bench._loadgen`) run against a tiny threaded server written here, which counts the
+Both loops of :mod:`turbows.bench._echo_client` (the Python one and the compiled one of
+:mod:`turbows.bench._loadgen`) run against a tiny threaded server written here, which counts the
 requests it receives and can misbehave on purpose: reply in pieces, send a byte too many, close
 the connection instead of replying, or stop replying.
 """
@@ -19,13 +19,13 @@ from typing import Iterator, Optional, Union
 
 import pytest
 
-from fastws.bench import _echo_client
-from fastws.bench._peers import BenchCheckError
+from turbows.bench import _echo_client
+from turbows.bench._peers import BenchCheckError
 
-REQUIRE_EXTENSIONS = os.environ.get("FASTWS_REQUIRE_EXTENSIONS", "") not in ("", "0")
+REQUIRE_EXTENSIONS = os.environ.get("TURBOWS_REQUIRE_EXTENSIONS", "") not in ("", "0")
 
 try:
-    from fastws.bench import _loadgen
+    from turbows.bench import _loadgen
 except ImportError:
     _loadgen = None
 
@@ -39,8 +39,8 @@ def _compiled_or_skip() -> None:
     if _loadgen is not None:
         return
     if REQUIRE_EXTENSIONS and sys.platform.startswith("linux"):
-        pytest.fail("fastws.bench._loadgen is not built but FASTWS_REQUIRE_EXTENSIONS is set")
-    pytest.skip("fastws.bench._loadgen is not built (Linux only)")
+        pytest.fail("turbows.bench._loadgen is not built but TURBOWS_REQUIRE_EXTENSIONS is set")
+    pytest.skip("turbows.bench._loadgen is not built (Linux only)")
 
 
 @pytest.fixture(params=["python", "compiled"])
@@ -396,7 +396,7 @@ def _client_in_subprocess(**env: str) -> str:
     package = os.path.dirname(os.path.dirname(_echo_client.__file__))
     environ = {**os.environ, **env, "PYTHONPATH": os.path.dirname(package)}
     out = subprocess.run(
-        [sys.executable, "-c", "from fastws.bench import _echo_client as c; print(c.CLIENT)"],
+        [sys.executable, "-c", "from turbows.bench import _echo_client as c; print(c.CLIENT)"],
         capture_output=True,
         text=True,
         env=environ,
@@ -405,17 +405,17 @@ def _client_in_subprocess(**env: str) -> str:
     return out.stdout.strip()
 
 
-def test_fastws_bench_py_client_selects_the_python_loops() -> None:
-    assert _client_in_subprocess(FASTWS_BENCH_PY_CLIENT="1").startswith("Python")
+def test_turbows_bench_py_client_selects_the_python_loops() -> None:
+    assert _client_in_subprocess(TURBOWS_BENCH_PY_CLIENT="1").startswith("Python")
     expected: Optional[str] = "compiled" if _loadgen is not None else "Python"
-    assert _client_in_subprocess(FASTWS_BENCH_PY_CLIENT="0").startswith(expected)
+    assert _client_in_subprocess(TURBOWS_BENCH_PY_CLIENT="0").startswith(expected)
 
 
 def test_the_report_header_names_the_client() -> None:
     import io
 
-    from fastws.bench import _report
-    from fastws.bench._runner import Settings
+    from turbows.bench import _report
+    from turbows.bench._runner import Settings
 
     info = _report.machine_info()
     assert info["e2e_client"] == _echo_client.CLIENT

@@ -1,8 +1,8 @@
 /*
- * Throughput benchmark for src/fastws/_kernels (not run by the test suite).
+ * Throughput benchmark for src/turbows/_kernels (not run by the test suite).
  *
- *   cc -O2 -Isrc/fastws/_kernels tests/c/bench_kernels.c \
- *      src/fastws/_kernels/fastws_kernels.c -o bench_kernels && ./bench_kernels
+ *   cc -O2 -Isrc/turbows/_kernels tests/c/bench_kernels.c \
+ *      src/turbows/_kernels/turbows_kernels.c -o bench_kernels && ./bench_kernels
  *
  * Prints GB/s (1e9 bytes per second, best of several runs) for every ISA the
  * CPU supports.  "mixed" text: code points drawn uniformly from ASCII,
@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "fastws_kernels.h"
+#include "turbows_kernels.h"
 
 static double now(void)
 {
@@ -87,7 +87,7 @@ static double time_mask(uint8_t *dst, const uint8_t *src, size_t len)
     for (;;) {
         double t0 = now();
         for (k = 0; k < iters; k++)
-            fastws_mask(dst, src, len, m);
+            turbows_mask(dst, src, len, m);
         if (now() - t0 > 0.02)
             break;
         iters *= 2;
@@ -95,7 +95,7 @@ static double time_mask(uint8_t *dst, const uint8_t *src, size_t len)
     for (r = 0; r < 7; r++) {
         double t0 = now(), t;
         for (k = 0; k < iters; k++)
-            fastws_mask(dst, src, len, m);
+            turbows_mask(dst, src, len, m);
         t = (now() - t0) / (double)iters;
         if (t < best)
             best = t;
@@ -112,7 +112,7 @@ static double time_utf8(const uint8_t *s, size_t len)
     for (;;) {
         double t0 = now();
         for (k = 0; k < iters; k++)
-            acc += fastws_utf8_valid(s, len);
+            acc += turbows_utf8_valid(s, len);
         if (now() - t0 > 0.02)
             break;
         iters *= 2;
@@ -120,7 +120,7 @@ static double time_utf8(const uint8_t *s, size_t len)
     for (r = 0; r < 7; r++) {
         double t0 = now(), t;
         for (k = 0; k < iters; k++)
-            acc += fastws_utf8_valid(s, len);
+            acc += turbows_utf8_valid(s, len);
         t = (now() - t0) / (double)iters;
         if (t < best)
             best = t;
@@ -134,14 +134,14 @@ static double time_feed(const uint8_t *s, size_t len, size_t piece)
     double best = 1e9;
     size_t r;
     for (r = 0; r < 15; r++) {
-        fastws_utf8_state st;
+        turbows_utf8_state st;
         size_t off, k;
         int ok = 1;
         double t0 = now(), t;
         for (k = 0; k < 64; k++) {
-            fastws_utf8_init(&st);
+            turbows_utf8_init(&st);
             for (off = 0; off < len; off += piece)
-                ok &= fastws_utf8_feed(&st, s + off,
+                ok &= turbows_utf8_feed(&st, s + off,
                                        len - off < piece ? len - off : piece);
         }
         t = (now() - t0) / 64.0;
@@ -165,7 +165,7 @@ static double time_interleaved(uint8_t *dst, const uint8_t *src, int do_mask)
         for (k = 0; k < 2000; k++) {
             int j;
             if (do_mask)
-                fastws_mask(dst, src, 16384, m);
+                turbows_mask(dst, src, 16384, m);
             for (j = 0; j < 3000; j++) /* dependent scalar chain */
                 x = x * 6364136223846793005ULL + (x >> 29) + (uint64_t)j;
         }
@@ -196,10 +196,10 @@ int main(void)
         ascii[i] = (uint8_t)(' ' + rnd() % 95);
     gen_mixed(mixed, 65536);
 
-    fastws_kernels_init();
-    printf("default ISA: %s\n\n", fastws_kernels_isa());
+    turbows_kernels_init();
+    printf("default ISA: %s\n\n", turbows_kernels_isa());
     for (i = 0; i < sizeof isas / sizeof isas[0]; i++) {
-        if (fastws_kernels_force(isas[i]) != 0)
+        if (turbows_kernels_force(isas[i]) != 0)
             continue;
         printf("== %s ==\n", isas[i]);
         printf("  mask (out of place)   ");

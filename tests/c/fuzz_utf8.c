@@ -3,15 +3,15 @@
  * the incremental validator with split points taken from the input, against
  * a simple code-point based reference.
  *
- *   clang -O1 -g -fsanitize=fuzzer,address,undefined -Isrc/fastws/_kernels \
- *       tests/c/fuzz_utf8.c src/fastws/_kernels/fastws_kernels.c -o fuzz_utf8
+ *   clang -O1 -g -fsanitize=fuzzer,address,undefined -Isrc/turbows/_kernels \
+ *       tests/c/fuzz_utf8.c src/turbows/_kernels/turbows_kernels.c -o fuzz_utf8
  *   ./fuzz_utf8 -max_len=600 -max_total_time=120
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "fastws_kernels.h"
+#include "turbows_kernels.h"
 
 /* 1 if s[0..n) is valid UTF-8 (complete=1) or a valid prefix (complete=0) */
 static int ref(const uint8_t *s, size_t n, int complete)
@@ -69,25 +69,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cuts[j] = v;
     }
     for (j = 0; j < sizeof isas / sizeof isas[0]; j++) {
-        fastws_utf8_state st;
+        turbows_utf8_state st;
         size_t pos = 0;
         int alive = 1;
-        if (fastws_kernels_force(isas[j]) != 0)
+        if (turbows_kernels_force(isas[j]) != 0)
             continue;
-        if (fastws_utf8_valid(buf, size) != want)
+        if (turbows_utf8_valid(buf, size) != want)
             abort();
-        fastws_utf8_init(&st);
+        turbows_utf8_init(&st);
         for (k = 0; k <= nsplit && alive; k++) {
             size_t len = cuts[k] - pos;
             uint8_t *piece = (uint8_t *)malloc(len ? len : 1);
             memcpy(piece, buf + pos, len);
-            alive = fastws_utf8_feed(&st, piece, len);
+            alive = turbows_utf8_feed(&st, piece, len);
             free(piece);
             if (alive != ref(buf, cuts[k], 0))
                 abort();
             pos = cuts[k];
         }
-        if (alive && fastws_utf8_complete(&st) != want)
+        if (alive && turbows_utf8_complete(&st) != want)
             abort();
     }
     free(buf);

@@ -1,10 +1,10 @@
 /*
- * Standalone test of src/fastws/_kernels: every kernel the CPU supports is
+ * Standalone test of src/turbows/_kernels: every kernel the CPU supports is
  * compared against a simple reference (byte-loop masking, code-point based
  * UTF-8 decoding).
  *
- *   cc -O2 -Isrc/fastws/_kernels tests/c/test_kernels.c \
- *      src/fastws/_kernels/fastws_kernels.c -o test_kernels && ./test_kernels
+ *   cc -O2 -Isrc/turbows/_kernels tests/c/test_kernels.c \
+ *      src/turbows/_kernels/turbows_kernels.c -o test_kernels && ./test_kernels
  *
  * Optional argv[1]: random seed.  Exit status 0 iff every check passed.
  */
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fastws_kernels.h"
+#include "turbows_kernels.h"
 
 static unsigned long long n_pass, n_fail;
 static const char *cur_isa = "?";
@@ -138,7 +138,7 @@ static void report(const char *what, const uint8_t *s, size_t n, int got,
 /* Feeds s[0..n) in pieces split at random points, checking every step. */
 static void check_feed(const uint8_t *s, size_t n, int nsplits)
 {
-    fastws_utf8_state st;
+    turbows_utf8_state st;
     size_t cuts[16], ncut = 0, k, pos = 0;
     int alive = 1;
     if (nsplits > 14)
@@ -155,14 +155,14 @@ static void check_feed(const uint8_t *s, size_t n, int nsplits)
         }
         cuts[j] = v;
     }
-    fastws_utf8_init(&st);
+    turbows_utf8_init(&st);
     for (k = 0; k < ncut && alive; k++) {
         size_t end = cuts[k], len = end - pos;
         /* each piece at the end of the arena too */
         uint8_t *piece = arena + ARENA - len;
         int got, want;
         memmove(piece, s + pos, len);
-        got = fastws_utf8_feed(&st, piece, len);
+        got = turbows_utf8_feed(&st, piece, len);
         want = ref_prefix(s, end);
         if (got != want) {
             report("feed", s, end, got, want);
@@ -172,7 +172,7 @@ static void check_feed(const uint8_t *s, size_t n, int nsplits)
         pos = end;
     }
     if (alive) {
-        int got = fastws_utf8_complete(&st), want = ref_valid(s, n);
+        int got = turbows_utf8_complete(&st), want = ref_valid(s, n);
         if (got != want) {
             report("feed-complete", s, n, got, want);
             return;
@@ -187,7 +187,7 @@ static void check_utf8(const uint8_t *s, size_t n, int feed)
     uint8_t *p = arena + ARENA - n;
     int got, want;
     memcpy(p, s, n);
-    got = fastws_utf8_valid(p, n);
+    got = turbows_utf8_valid(p, n);
     want = ref_valid(s, n);
     if (got != want)
         report("valid", s, n, got, want);
@@ -435,14 +435,14 @@ static void test_utf8(void)
                                                 "\xE0\x80", "\xF5", "\xC0",
                                                 "\xF0\x80", "\xE0\x9F"};
         for (i = 0; i < sizeof fast_fail / sizeof fast_fail[0]; i++) {
-            fastws_utf8_state st;
+            turbows_utf8_state st;
             const uint8_t *s = (const uint8_t *)fast_fail[i];
             size_t l = strlen(fast_fail[i]);
             int got;
             memcpy(buf, "abc", 3);
             memcpy(buf + 3, s, l);
-            fastws_utf8_init(&st);
-            got = fastws_utf8_feed(&st, buf, 3 + l);
+            turbows_utf8_init(&st);
+            got = turbows_utf8_feed(&st, buf, 3 + l);
             if (got != 0)
                 report("fast-fail", buf, 3 + l, got, 0);
             else
@@ -471,13 +471,13 @@ static void check_mask(size_t len, size_t soff, size_t doff, int inplace)
         want[i] = (uint8_t)(src[i] ^ mask[i & 3]);
     if (inplace) {
         memcpy(dst, src, len);
-        fastws_mask(dst, dst, len, mask);
+        turbows_mask(dst, dst, len, mask);
     } else {
         uint8_t before = (uint8_t)rnd(), after = (uint8_t)rnd();
         dst[-1] = before;
         if (doff)
             dst[len] = after;
-        fastws_mask(dst, src, len, mask);
+        turbows_mask(dst, src, len, mask);
         if (dst[-1] != before || (doff && dst[len] != after)) {
             n_fail++;
             fprintf(stderr, "FAIL [%s] mask wrote outside dst, len=%zu\n",
@@ -539,7 +539,7 @@ static void check_ascii(size_t len, size_t high, size_t doff, int inplace)
     want = arena + ARENA / 4 + 4096;
     ascii_data(want, len, high);
     memcpy(dst, want, len);
-    got = fastws_is_ascii(dst, len);
+    got = turbows_is_ascii(dst, len);
     if (got != expect) {
         n_fail++;
         if (n_fail <= 30)
@@ -551,10 +551,10 @@ static void check_ascii(size_t len, size_t high, size_t doff, int inplace)
         src[i] = (uint8_t)(want[i] ^ mask[i & 3]);
     if (inplace) {
         memcpy(dst, src, len);
-        got = fastws_mask_ascii(dst, dst, len, mask);
+        got = turbows_mask_ascii(dst, dst, len, mask);
     } else {
         memset(dst, 0xAA, len);
-        got = fastws_mask_ascii(dst, src, len, mask);
+        got = turbows_mask_ascii(dst, src, len, mask);
     }
     if (got != expect || memcmp(dst, want, len) != 0) {
         n_fail++;
@@ -603,17 +603,17 @@ int main(int argc, char **argv)
     if (!arena)
         return 2;
     memset(arena, 0, ARENA);
-    fastws_kernels_init();
-    printf("default isa: %s\n", fastws_kernels_isa());
+    turbows_kernels_init();
+    printf("default isa: %s\n", turbows_kernels_isa());
     for (i = 0; i < sizeof isas / sizeof isas[0]; i++) {
         unsigned long long p0 = n_pass, f0 = n_fail;
-        if (fastws_kernels_force(isas[i]) != 0) {
+        if (turbows_kernels_force(isas[i]) != 0) {
             printf("%-9s unsupported here, skipped\n", isas[i]);
             continue;
         }
-        if (strcmp(fastws_kernels_isa(), isas[i]) != 0) {
+        if (strcmp(turbows_kernels_isa(), isas[i]) != 0) {
             fprintf(stderr, "FAIL force(%s) -> isa() = %s\n", isas[i],
-                    fastws_kernels_isa());
+                    turbows_kernels_isa());
             n_fail++;
         }
         cur_isa = isas[i];
@@ -626,7 +626,7 @@ int main(int argc, char **argv)
                n_fail - f0);
         fflush(stdout);
     }
-    if (fastws_kernels_force("no-such-isa") != -1) {
+    if (turbows_kernels_force("no-such-isa") != -1) {
         fprintf(stderr, "FAIL force(no-such-isa) != -1\n");
         n_fail++;
     }

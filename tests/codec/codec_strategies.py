@@ -15,7 +15,7 @@ from typing import Any, List, Optional, Tuple
 
 from hypothesis import strategies as st
 
-from fastws._enums import close_code
+from turbows._enums import close_code
 
 from codec_reference import (
     OP_BINARY,

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-KDIR = ROOT / "src" / "fastws" / "_kernels"
-KSRC = KDIR / "fastws_kernels.c"
+KDIR = ROOT / "src" / "turbows" / "_kernels"
+KSRC = KDIR / "turbows_kernels.c"
 TSRC = ROOT / "tests" / "c" / "test_kernels.c"
 
 
@@ -78,7 +78,7 @@ def test_c_kernels_portable_only_build(tmp_path):
     """The fallback for compilers without target attributes still works."""
     exe = _build(tmp_path, "test_kernels_portable",
                  ["-std=c99", "-Wall", "-Wextra", "-O2",
-                  "-DFASTWS_KERNELS_PORTABLE_ONLY"], [TSRC, KSRC])
+                  "-DTURBOWS_KERNELS_PORTABLE_ONLY"], [TSRC, KSRC])
     out = _run(exe)
     assert "default isa: portable" in out
 
@@ -98,20 +98,20 @@ def klib(tmp_path_factory):
     if sys.platform == "win32":
         pytest.skip("shared-library build not set up for Windows")
     tmp = tmp_path_factory.mktemp("klib")
-    so = _build(tmp, "libfastws_kernels.so",
+    so = _build(tmp, "libturbows_kernels.so",
                 ["-std=c99", "-Wall", "-Wextra", "-O2", "-shared", "-fPIC"],
                 [KSRC])
     lib = ctypes.CDLL(str(so))
-    lib.fastws_kernels_isa.restype = ctypes.c_char_p
-    lib.fastws_kernels_force.argtypes = [ctypes.c_char_p]
-    lib.fastws_utf8_valid.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
-    lib.fastws_utf8_feed.argtypes = [ctypes.POINTER(_State), ctypes.c_char_p,
+    lib.turbows_kernels_isa.restype = ctypes.c_char_p
+    lib.turbows_kernels_force.argtypes = [ctypes.c_char_p]
+    lib.turbows_utf8_valid.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+    lib.turbows_utf8_feed.argtypes = [ctypes.POINTER(_State), ctypes.c_char_p,
                                      ctypes.c_size_t]
-    lib.fastws_utf8_complete.argtypes = [ctypes.POINTER(_State)]
-    lib.fastws_mask.argtypes = [ctypes.c_char_p, ctypes.c_char_p,
+    lib.turbows_utf8_complete.argtypes = [ctypes.POINTER(_State)]
+    lib.turbows_mask.argtypes = [ctypes.c_char_p, ctypes.c_char_p,
                                 ctypes.c_size_t, ctypes.c_char_p]
-    lib.fastws_kernels_init()
-    lib.default_isa = lib.fastws_kernels_isa()
+    lib.turbows_kernels_init()
+    lib.default_isa = lib.turbows_kernels_isa()
     return lib
 
 
@@ -161,19 +161,19 @@ def _cpython_feed_ok(prefix_pieces):
 def _ends_with_truncated_surrogate(data):
     # CPython's incremental decoder deliberately accepts a piece ending in
     # ED A0..BF (so that 'surrogatepass' can be applied once the third byte
-    # arrives); fastws fails fast there, as RFC 6455 allows and the kernel
+    # arrives); turbows fails fast there, as RFC 6455 allows and the kernel
     # API requires.
     return len(data) >= 2 and data[-2] == 0xED and 0xA0 <= data[-1] <= 0xBF
 
 
 @pytest.mark.parametrize("isa", ISAS)
 def test_against_cpython(klib, isa):
-    if klib.fastws_kernels_force(isa.encode()) != 0:
+    if klib.turbows_kernels_force(isa.encode()) != 0:
         pytest.skip(f"{isa} not supported on this CPU")
     try:
         rng = random.Random(1234)
         for data in _samples(rng):
-            assert klib.fastws_utf8_valid(data, len(data)) == _py_valid(data), data
+            assert klib.turbows_utf8_valid(data, len(data)) == _py_valid(data), data
             # random split points
             cuts = sorted(rng.randrange(len(data) + 1) for _ in range(rng.randrange(4)))
             pieces, last = [], 0
@@ -182,11 +182,11 @@ def test_against_cpython(klib, isa):
                 last = c
             want, dec = _cpython_feed_ok(pieces)
             st = _State()
-            klib.fastws_utf8_init(ctypes.byref(st))
+            klib.turbows_utf8_init(ctypes.byref(st))
             got, fed = [], b""
             for piece in pieces:
                 fed += piece
-                r = klib.fastws_utf8_feed(ctypes.byref(st), piece, len(piece))
+                r = klib.turbows_utf8_feed(ctypes.byref(st), piece, len(piece))
                 got.append(r)
                 if not r:
                     break
@@ -198,29 +198,29 @@ def test_against_cpython(klib, isa):
                     b"".join(pieces[: idx + 1])), (pieces, got, want)
                 continue
             if got and got[-1] == 1:
-                complete = klib.fastws_utf8_complete(ctypes.byref(st))
+                complete = klib.turbows_utf8_complete(ctypes.byref(st))
                 assert complete == _py_valid(data), data
         # masking
         for n in list(range(0, 70)) + [125, 1000, 4099]:
             src = bytes(rng.randrange(256) for _ in range(n))
             mask = bytes(rng.randrange(256) for _ in range(4))
             dst = ctypes.create_string_buffer(n)
-            klib.fastws_mask(dst, src, n, mask)
+            klib.turbows_mask(dst, src, n, mask)
             assert dst.raw == bytes(b ^ mask[i % 4] for i, b in enumerate(src))
     finally:
-        klib.fastws_kernels_force(klib.default_isa)
+        klib.turbows_kernels_force(klib.default_isa)
 
 
 def test_feed_fail_fast_examples(klib):
     for bad in (b"\xed\xa0", b"\xf4\x90", b"\xe0\x80", b"\xf5"):
         st = _State()
-        klib.fastws_utf8_init(ctypes.byref(st))
+        klib.turbows_utf8_init(ctypes.byref(st))
         data = b"ok " + bad
-        assert klib.fastws_utf8_feed(ctypes.byref(st), data, len(data)) == 0
+        assert klib.turbows_utf8_feed(ctypes.byref(st), data, len(data)) == 0
     st = _State()
-    klib.fastws_utf8_init(ctypes.byref(st))
-    assert klib.fastws_utf8_feed(ctypes.byref(st), b"\xf0\x9f", 2) == 1
-    assert klib.fastws_utf8_complete(ctypes.byref(st)) == 0
-    assert klib.fastws_utf8_feed(ctypes.byref(st), b"\x98", 1) == 1
-    assert klib.fastws_utf8_feed(ctypes.byref(st), b"\x80!", 2) == 1
-    assert klib.fastws_utf8_complete(ctypes.byref(st)) == 1
+    klib.turbows_utf8_init(ctypes.byref(st))
+    assert klib.turbows_utf8_feed(ctypes.byref(st), b"\xf0\x9f", 2) == 1
+    assert klib.turbows_utf8_complete(ctypes.byref(st)) == 0
+    assert klib.turbows_utf8_feed(ctypes.byref(st), b"\x98", 1) == 1
+    assert klib.turbows_utf8_feed(ctypes.byref(st), b"\x80!", 2) == 1
+    assert klib.turbows_utf8_complete(ctypes.byref(st)) == 1

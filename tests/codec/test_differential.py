@@ -5,7 +5,7 @@ items (type name and every field) or the same ProtocolError (code, reason and it
 arguments must raise the same exception type with the same message.
 
 These tests need both implementations: they are skipped when the extension is not built,
-and fail instead under FASTWS_REQUIRE_EXTENSIONS=1 (see the ``cython_codec`` fixture).
+and fail instead under TURBOWS_REQUIRE_EXTENSIONS=1 (see the ``cython_codec`` fixture).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fastws.exceptions import ProtocolError
+from turbows.exceptions import ProtocolError
 
 from codec_reference import client_frame, feed_all, raw_frame
 from codec_strategies import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fastws._enums import CloseCode
+from turbows._enums import CloseCode
 
 from codec_reference import (
     OP_BINARY,
@@ -268,7 +268,7 @@ def test_take_parts_is_take_with_a_large_frame_left_unbuilt(codec, mask):
         assert len(_joined(parts)) == size and len(writer) == 0
         (message,) = parser.feed(_joined(parts))
         assert message.data == (bytes(payload) if kind in (bytearray, memoryview) else payload)
-        unbuilt = codec.__name__ == "fastws._speedups" and not mask and kind in (bytes, str)
+        unbuilt = codec.__name__ == "turbows._speedups" and not mask and kind in (bytes, str)
         unbuilt = unbuilt and len(payload.encode() if kind is str else payload) >= 8192
         assert (type(parts) is tuple) is unbuilt, kind
         if unbuilt and payload.isascii():

@@ -11,7 +11,7 @@ import random
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from fastws.exceptions import ProtocolError
+from turbows.exceptions import ProtocolError
 
 from codec_reference import (
     OP_CONT,

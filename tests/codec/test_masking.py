@@ -184,6 +184,6 @@ def test_apply_mask_inplace_rejects_a_writable_non_contiguous_buffer_with_buffer
 
 
 def test_apply_mask_inplace_reports_a_read_only_buffer_before_a_non_contiguous_one(codec):
-    # Both checks fail here; the reference (fastws._codec_py) checks writability first.
+    # Both checks fail here; the reference (turbows._codec_py) checks writability first.
     with pytest.raises(TypeError, match="writable"):
         codec.apply_mask_inplace(memoryview(b"abcdefgh")[::2], b"abcd")

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fastws.exceptions import ProtocolError
+from turbows.exceptions import ProtocolError
 
 from codec_reference import (
     OP_BINARY,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fastws._enums import CloseCode
-from fastws.exceptions import ProtocolError
+from turbows._enums import CloseCode
+from turbows.exceptions import ProtocolError
 
 from codec_reference import (
     CLIENT_KEY,

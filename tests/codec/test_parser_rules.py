@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fastws.exceptions import ProtocolError
+from turbows.exceptions import ProtocolError
 
 from codec_reference import (
     OP_BINARY,

@@ -10,9 +10,9 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any, Dict, List, Optional, Tuple
 
-from fastws import State
-from fastws.connection import ClientConnection, ServerConnection
-from fastws.events import Accepted, Request
+from turbows import State
+from turbows.connection import ClientConnection, ServerConnection
+from turbows.events import Accepted, Request
 
 #: The example of RFC 6455 1.3.
 RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -42,7 +42,7 @@ def request_head(
 
 
 def response_head(*lines: str, status: str = "101 Switching Protocols", key: str = "") -> bytes:
-    from fastws.handshake import accept_key
+    from turbows.handshake import accept_key
 
     out = [f"HTTP/1.1 {status}"]
     if status.startswith("101"):

@@ -6,10 +6,10 @@ import base64
 
 import pytest
 
-from fastws import State
-from fastws.connection import ClientConnection
-from fastws.events import Accepted, ConnectionClosed, Rejected
-from fastws.exceptions import InvalidStateError
+from turbows import State
+from turbows.connection import ClientConnection
+from turbows.events import Accepted, ConnectionClosed, Rejected
+from turbows.exceptions import InvalidStateError
 
 from conn_helpers import response_head, server_frame
 
@@ -180,7 +180,7 @@ def test_missing_accept_key_fails(codec):
 
 
 def test_missing_upgrade_or_connection_fails(codec):
-    from fastws.handshake import accept_key
+    from turbows.handshake import accept_key
 
     client, key, _ = _client_and_key(codec)
     _fails(

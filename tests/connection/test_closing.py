@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from fastws import State
-from fastws.events import ConnectionClosed
-from fastws.exceptions import InvalidStateError
+from turbows import State
+from turbows.events import ConnectionClosed
+from turbows.exceptions import InvalidStateError
 
 from conn_helpers import (
     client_frame,

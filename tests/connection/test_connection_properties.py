@@ -1,6 +1,6 @@
 """Property tests of the connection: whatever the peer sends, in whatever pieces, the
 connection never raises, never buffers without bound, and ends in a defined state; and what one
-fastws side sends, the other receives in order, with and without permessage-deflate."""
+turbows side sends, the other receives in order, with and without permessage-deflate."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any, List, Tuple
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fastws import PerMessageDeflate, State
-from fastws.connection import ClientConnection, ServerConnection
-from fastws.events import (
+from turbows import PerMessageDeflate, State
+from turbows.connection import ClientConnection, ServerConnection
+from turbows.events import (
     Accepted,
     ConnectionClosed,
     PingAnswered,

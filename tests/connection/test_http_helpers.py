@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fastws._http import (
+from turbows._http import (
     Headers,
     HTTPError,
     find_head_end,
@@ -14,8 +14,8 @@ from fastws._http import (
     parse_response_head,
     split_list,
 )
-from fastws.events import ConnectionClosed, PingAnswered
-from fastws.handshake import accept_key, build_response, parse_uri
+from turbows.events import ConnectionClosed, PingAnswered
+from turbows.handshake import accept_key, build_response, parse_uri
 
 
 def test_accept_key_matches_the_rfc_example():
@@ -174,7 +174,7 @@ def test_event_equality_and_repr():
 
 
 def test_long_reasons_are_cut_at_a_character_boundary():
-    from fastws.connection import _truncate_reason
+    from turbows.connection import _truncate_reason
 
     assert _truncate_reason("short") == "short"
     cut = _truncate_reason("é" * 100)
@@ -182,7 +182,7 @@ def test_long_reasons_are_cut_at_a_character_boundary():
 
 
 def test_chunked_bodies():
-    from fastws.connection import _dechunk
+    from turbows.connection import _dechunk
 
     assert _dechunk(b"3\r\nabc\r\n0\r\n\r\n") == (b"abc", True)
     assert _dechunk(b"3\r\nab") == (b"ab", False)

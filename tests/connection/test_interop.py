@@ -7,9 +7,9 @@ from typing import Any, List
 
 import pytest
 
-from fastws import State
-from fastws.connection import ClientConnection, ServerConnection
-from fastws.events import Accepted, ConnectionClosed, PingAnswered, Rejected, Request
+from turbows import State
+from turbows.connection import ClientConnection, ServerConnection
+from turbows.events import Accepted, ConnectionClosed, PingAnswered, Rejected, Request
 
 wsproto = pytest.importorskip("wsproto")
 websockets = pytest.importorskip("websockets")

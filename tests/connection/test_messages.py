@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fastws import State
-from fastws.events import ConnectionClosed
-from fastws.exceptions import InvalidStateError
+from turbows import State
+from turbows.events import ConnectionClosed
+from turbows.exceptions import InvalidStateError
 
 from conn_helpers import client_frame, exchange, open_client, open_pair, open_server, parse_frames
 
@@ -317,7 +317,7 @@ def test_send_text_takes_bytes_already_encoded_as_utf8(codec):
 
 @pytest.mark.parametrize("wrap", [bytearray, memoryview], ids=["bytearray", "memoryview"])
 def test_receive_data_takes_any_bytes_like(codec, wrap):
-    from fastws.connection import ServerConnection
+    from turbows.connection import ServerConnection
 
     from conn_helpers import request_head
 

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from fastws import State
-from fastws.events import ConnectionClosed, PingAnswered
+from turbows import State
+from turbows.events import ConnectionClosed, PingAnswered
 
 from conn_helpers import (
     client_frame,
@@ -201,7 +201,7 @@ def test_no_heartbeat_while_closing(codec):
     [{"ping_interval": 0}, {"ping_timeout": -1}, {"close_timeout": -1}, {"max_missed_pongs": 0}],
 )
 def test_invalid_timer_options(codec, kw):
-    from fastws.connection import ServerConnection
+    from turbows.connection import ServerConnection
 
     with pytest.raises(ValueError):
         ServerConnection(_codec=codec, **kw)

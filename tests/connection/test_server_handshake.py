@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from fastws import State
-from fastws.connection import ServerConnection
-from fastws.events import ConnectionClosed, Request
-from fastws.exceptions import InvalidStateError
+from turbows import State
+from turbows.connection import ServerConnection
+from turbows.events import ConnectionClosed, Request
+from turbows.exceptions import InvalidStateError
 
 from conn_helpers import RFC_ACCEPT, RFC_KEY, client_frame, request_head, server_with_request
 
@@ -83,8 +83,8 @@ def test_accept_adds_the_chosen_subprotocol_and_extra_headers(codec):
 
 def test_accept_takes_extra_headers_as_a_mapping(codec):
     server, _ = server_with_request(codec)
-    server.accept(extra_headers={"X-Server": "fastws"})
-    assert b"X-Server: fastws" in _head_lines(server.data_to_send())
+    server.accept(extra_headers={"X-Server": "turbows"})
+    assert b"X-Server: turbows" in _head_lines(server.data_to_send())
 
 
 def test_server_subprotocols_option_picks_its_preferred_offered_one(codec):
@@ -132,7 +132,7 @@ def test_extension_offers_without_a_configured_extension_are_not_answered(codec)
 
 
 def test_configured_permessage_deflate_answers_the_offer(codec):
-    from fastws import PerMessageDeflate
+    from turbows import PerMessageDeflate
 
     server, request = server_with_request(
         codec,

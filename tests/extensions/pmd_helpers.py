@@ -9,10 +9,10 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from fastws import State, apply_mask
-from fastws.connection import ClientConnection, ServerConnection
-from fastws.events import Accepted, Request
-from fastws.extensions import DeflateSession, PerMessageDeflate
+from turbows import State, apply_mask
+from turbows.connection import ClientConnection, ServerConnection
+from turbows.events import Accepted, Request
+from turbows.extensions import DeflateSession, PerMessageDeflate
 
 RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 MASK = b"\x37\xfa\x21\x3d"
@@ -37,7 +37,7 @@ def request_head(*lines: str) -> bytes:
 
 def response_head(key: str, *lines: str) -> bytes:
     """A valid 101 answer to a request sent with ``key``, with ``lines`` added."""
-    from fastws.handshake import accept_key
+    from turbows.handshake import accept_key
 
     out = [
         "HTTP/1.1 101 Switching Protocols",
@@ -87,7 +87,7 @@ def open_pair(
     client_pmd: PerMessageDeflate | None,
     **kw: Any,
 ) -> tuple[ServerConnection, ClientConnection]:
-    """A fastws server and client, OPEN after a handshake through the connections."""
+    """A turbows server and client, OPEN after a handshake through the connections."""
     client = ClientConnection(
         "ws://server.example.com/chat",
         extensions=[] if client_pmd is None else [client_pmd],

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from fastws.connection import ClientConnection, ServerConnection
-from fastws.events import Accepted, ConnectionClosed, Request
-from fastws.extensions import PerMessageDeflate
+from turbows.connection import ClientConnection, ServerConnection
+from turbows.events import Accepted, ConnectionClosed, Request
+from turbows.extensions import PerMessageDeflate
 
 from pmd_helpers import NO_TIMERS
 
@@ -69,7 +69,7 @@ class Counted:
         self.written = 0
 
 
-async def _drive_fastws(
+async def _drive_turbows(
     conn: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, counted: Counted
 ) -> None:
     """Run one of our connections over a stream as an echo peer, until it closes."""
@@ -136,7 +136,7 @@ def test_aiohttp_client_against_our_server(codec, mode):
                 **NO_TIMERS,
             )
             try:
-                await _drive_fastws(conn, reader, writer, counted)
+                await _drive_turbows(conn, reader, writer, counted)
             finally:
                 done.set_result(None)
 

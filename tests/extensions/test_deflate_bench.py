@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fastws.bench import SUITES, SuiteOptions
-from fastws.bench import deflate as bench
+from turbows.bench import SUITES, SuiteOptions
+from turbows.bench import deflate as bench
 
 
 def test_the_deflate_suite_is_registered():

@@ -7,7 +7,7 @@ import tracemalloc
 
 import pytest
 
-from fastws.extensions import Inflater, PerMessageDeflate
+from turbows.extensions import Inflater, PerMessageDeflate
 
 MESSAGE = ('{"id": 1, "type": "quote", "price": 12.5} ' * 40).encode()
 

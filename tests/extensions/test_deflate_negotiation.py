@@ -13,11 +13,11 @@ from typing import Any, Optional
 
 import pytest
 
-from fastws import State
-from fastws._http import parse_extensions
-from fastws.connection import ClientConnection, ServerConnection
-from fastws.events import Accepted, ConnectionClosed
-from fastws.extensions import NegotiationError, PerMessageDeflate
+from turbows import State
+from turbows._http import parse_extensions
+from turbows.connection import ClientConnection, ServerConnection
+from turbows.events import Accepted, ConnectionClosed
+from turbows.extensions import NegotiationError, PerMessageDeflate
 
 from pmd_helpers import (
     frames,
@@ -233,7 +233,7 @@ def test_client_offer_names_each_configured_parameter(config, offer):
 
 
 def test_every_client_offer_is_accepted_by_every_server_configuration():
-    """A fastws client and server agree whatever each side is configured with."""
+    """A turbows client and server agree whatever each side is configured with."""
     for client_config, server_config in itertools.product(
         CLIENT_CONFIGS.values(), SERVER_CONFIGS.values()
     ):

@@ -9,10 +9,10 @@ import zlib
 
 import pytest
 
-from fastws import State
-from fastws.events import ConnectionClosed
-from fastws.exceptions import ProtocolError
-from fastws.extensions import Inflater, PerMessageDeflate
+from turbows import State
+from turbows.events import ConnectionClosed
+from turbows.exceptions import ProtocolError
+from turbows.extensions import Inflater, PerMessageDeflate
 
 from pmd_helpers import frame, frames, open_pair
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from fastws import State
-from fastws.connection import ClientConnection, ServerConnection
-from fastws.events import Accepted, Request
-from fastws.extensions import PerMessageDeflate
+from turbows import State
+from turbows.connection import ClientConnection, ServerConnection
+from turbows.events import Accepted, Request
+from turbows.extensions import PerMessageDeflate
 
 from pmd_helpers import NO_TIMERS
 
@@ -102,7 +102,7 @@ class WSPeer:
                 proto.send_continuation(chunk, fin=i == len(chunks))
 
 
-def _fastws_messages(conn: Any, data: bytes) -> list[tuple[str, bytes]]:
+def _turbows_messages(conn: Any, data: bytes) -> list[tuple[str, bytes]]:
     conn.receive_data(data)
     out = []
     for event in conn.events():
@@ -116,7 +116,7 @@ def _fastws_messages(conn: Any, data: bytes) -> list[tuple[str, bytes]]:
     return out
 
 
-def _fastws_send(conn: Any, kind: str, data: bytes) -> None:
+def _turbows_send(conn: Any, kind: str, data: bytes) -> None:
     if kind == "text":
         conn.send_text(data.decode("utf-8"))
     else:
@@ -230,7 +230,7 @@ def _exchange(ours: Any, theirs: WSPeer, ours_compresses: bool) -> None:
     ]
     # Ours to theirs, one at a time so that wire sizes can be checked.
     for kind, data in singles:
-        _fastws_send(ours, kind, data)
+        _turbows_send(ours, kind, data)
         wire = ours.data_to_send()
         assert theirs.messages(wire) == [(kind, data)]
         if kind == "text" and len(data) == MIB:
@@ -245,7 +245,7 @@ def _exchange(ours: Any, theirs: WSPeer, ours_compresses: bool) -> None:
     for kind, data in singles:
         theirs.send(kind, data)
         wire = theirs.take()
-        assert _fastws_messages(ours, wire) == [(kind, data)]
+        assert _turbows_messages(ours, wire) == [(kind, data)]
         if len(data) == MIB and kind == "text":
             assert len(wire) < len(data) // 3  # websockets did compress
     # Many in a row: context takeover carries over between them.
@@ -254,12 +254,12 @@ def _exchange(ours: Any, theirs: WSPeer, ours_compresses: bool) -> None:
     assert theirs.messages(ours.data_to_send()) == [("text", t.encode()) for t in SERIES]
     for text in SERIES:
         theirs.send("text", text.encode())
-    assert _fastws_messages(ours, theirs.take()) == [("text", t.encode()) for t in SERIES]
+    assert _turbows_messages(ours, theirs.take()) == [("text", t.encode()) for t in SERIES]
     # Fragmented by websockets (it compresses the fragments as one message), 2 to 50 pieces.
     for pieces in (2, 7, 50):
         theirs.send("text", BIG_TEXT.encode()[:200_000], pieces)
         theirs.send("binary", RANDOM_MIB[:100_000], pieces)
-        assert _fastws_messages(ours, theirs.take()) == [
+        assert _turbows_messages(ours, theirs.take()) == [
             ("text", BIG_TEXT.encode()[:200_000]),
             ("binary", RANDOM_MIB[:100_000]),
         ]
@@ -314,7 +314,7 @@ def test_our_server_against_websockets_client(codec, mode):
         _check_takeover(sizes, not ext.remote_no_context_takeover)
     if ext.local_max_window_bits >= 12:
         sizes = _repeat_sizes(
-            client.proto.send_binary, client.take, lambda d: _fastws_messages(server, d)
+            client.proto.send_binary, client.take, lambda d: _turbows_messages(server, d)
         )
         _check_takeover(sizes, not ext.local_no_context_takeover)
     assert server.state is State.OPEN
@@ -340,7 +340,7 @@ def test_our_client_against_websockets_server(codec, mode):
         )
     if ext.local_max_window_bits >= 12:
         sizes = _repeat_sizes(
-            server.proto.send_binary, server.take, lambda d: _fastws_messages(client, d)
+            server.proto.send_binary, server.take, lambda d: _turbows_messages(client, d)
         )
         _check_takeover(sizes, not ext.local_no_context_takeover)
     assert client.state is State.OPEN

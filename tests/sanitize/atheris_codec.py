@@ -25,7 +25,7 @@ compared after an error).
 Build (clang, so that libFuzzer's coverage reaches the C code) in a copy of the sources::
 
     cp -r src setup.py pyproject.toml README.md /tmp/fzbuild/ && cd /tmp/fzbuild
-    CC=clang LDSHARED="clang -shared" FASTWS_REQUIRE_EXTENSIONS=1 \
+    CC=clang LDSHARED="clang -shared" TURBOWS_REQUIRE_EXTENSIONS=1 \
       CFLAGS="-fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=undefined \
               -fsanitize-recover=pointer-overflow -fno-omit-frame-pointer -fno-wrapv -g -O1" \
       LDFLAGS="-fsanitize=address,undefined,fuzzer-no-link" \
@@ -48,9 +48,9 @@ ours: with vectorcall ``tp_new`` (Cython 3.3) a class's ``__cinit__`` wrapper is
 "applying zero offset to null pointer" on every ``FrameParser()``/``FrameWriter()``. A
 reproducer is run with the same command and the file (or files) instead of the corpus folder.
 
-Environment: ``FASTWS_ATHERIS_KEEP_GOING=DIR`` logs differential mismatches into DIR (one
+Environment: ``TURBOWS_ATHERIS_KEEP_GOING=DIR`` logs differential mismatches into DIR (one
 input file per distinct signature, the first few of each) instead of stopping at the first;
-``FASTWS_ATHERIS_PY_COVERAGE=0`` leaves the pure-Python codec uninstrumented (C coverage only).
+``TURBOWS_ATHERIS_PY_COVERAGE=0`` leaves the pure-Python codec uninstrumented (C coverage only).
 """
 
 from __future__ import annotations
@@ -67,19 +67,19 @@ import atheris
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "codec"))
 
-import fastws  # noqa: F401 - the package first: only the pure codec is instrumented
+import turbows  # noqa: F401 - the package first: only the pure codec is instrumented
 
-if os.environ.get("FASTWS_ATHERIS_PY_COVERAGE", "1") != "0":
-    with atheris.instrument_imports(include=["fastws._codec_py"]):
-        from fastws import _codec_py as P
+if os.environ.get("TURBOWS_ATHERIS_PY_COVERAGE", "1") != "0":
+    with atheris.instrument_imports(include=["turbows._codec_py"]):
+        from turbows import _codec_py as P
 else:
-    from fastws import _codec_py as P
+    from turbows import _codec_py as P
 
 from fuzz_codec import Inflater, deflate
 
-from fastws import _speedups as C
-from fastws._enums import close_code
-from fastws.exceptions import ProtocolError
+from turbows import _speedups as C
+from turbows._enums import close_code
+from turbows.exceptions import ProtocolError
 
 from codec_reference import describe
 
@@ -95,7 +95,7 @@ class Mismatch(AssertionError):
 class ClampedInflater(Inflater):
     """fuzz_codec's inflater, with ``limit`` kept within what zlib takes as ``max_length`` (a
     huge max_message_size would make it raise OverflowError: an artifact of the test inflater,
-    whereas fastws.extensions' inflater inflates in steps of at most 64 KiB)."""
+    whereas turbows.extensions' inflater inflates in steps of at most 64 KiB)."""
 
     def feed(self, data: bytes, final: bool, limit: int) -> bytes:
         return super().feed(data, final, min(limit, (1 << 62)))
@@ -325,7 +325,7 @@ def target_raw_parser(fdp: atheris.FuzzedDataProvider) -> None:
 def repeat(fdp: atheris.FuzzedDataProvider) -> int:
     """How many times a payload is repeated: mostly once, now and then up to large sizes
     (SIMD loops, 4 KiB alignment in the masking kernels, FrameWriter's 8 KiB paths, the
-    16 KiB blocks of fastws_mask_ascii, the 256 KiB GIL-release threshold)."""
+    16 KiB blocks of turbows_mask_ascii, the 256 KiB GIL-release threshold)."""
     r = fdp.ConsumeIntInRange(0, 15)
     if r < 10:
         return 1
@@ -922,7 +922,7 @@ TARGETS = [
     target_send,
     target_kernels,
 ]
-KEEP_GOING = os.environ.get("FASTWS_ATHERIS_KEEP_GOING", "")
+KEEP_GOING = os.environ.get("TURBOWS_ATHERIS_KEEP_GOING", "")
 _seen: dict = {}
 
 
@@ -952,7 +952,7 @@ def TestOneInput(data: bytes) -> None:
 
 
 def main() -> None:
-    print(f"fastws C codec: {C.__file__}; instruction sets: {ISAS}", flush=True)
+    print(f"turbows C codec: {C.__file__}; instruction sets: {ISAS}", flush=True)
     atheris.Setup(sys.argv, TestOneInput)
     atheris.Fuzz()
 

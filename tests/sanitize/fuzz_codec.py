@@ -14,9 +14,9 @@ import time
 import zlib
 from typing import Any, List, Tuple
 
-from fastws import _codec_py as P
-from fastws import _speedups as C
-from fastws.exceptions import ProtocolError
+from turbows import _codec_py as P
+from turbows import _speedups as C
+from turbows.exceptions import ProtocolError
 
 
 def describe(item: Any) -> Tuple[Any, ...]:

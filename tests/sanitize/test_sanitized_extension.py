@@ -20,7 +20,7 @@ from typing import Dict
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SECONDS = os.environ.get("FASTWS_FUZZ_SECONDS", "20")
+SECONDS = os.environ.get("TURBOWS_FUZZ_SECONDS", "20")
 
 
 def _libasan() -> str:
@@ -47,7 +47,7 @@ def sanitized(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, str]:
     libasan = _libasan()
     if not libasan:
         pytest.skip("no libasan for the C compiler")
-    if not (ROOT / "src" / "fastws" / "_speedups.pyx").exists():
+    if not (ROOT / "src" / "turbows" / "_speedups.pyx").exists():
         pytest.skip("source tree not available")
     work = tmp_path_factory.mktemp("asan") / "src"
     shutil.copytree(
@@ -62,9 +62,9 @@ def sanitized(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, str]:
         os.environ,
         CFLAGS=flags,
         LDFLAGS="-fsanitize=address,undefined",
-        FASTWS_REQUIRE_EXTENSIONS="1",
+        TURBOWS_REQUIRE_EXTENSIONS="1",
     )
-    env.pop("FASTWS_NO_EXTENSIONS", None)
+    env.pop("TURBOWS_NO_EXTENSIONS", None)
     build = subprocess.run(
         [sys.executable, "setup.py", "build_ext", "--inplace"],
         cwd=work,
@@ -108,7 +108,7 @@ def test_compiled_transport_is_clean_under_asan_and_ubsan(sanitized: Dict[str, s
     """The socket transport's tests (reads parsed in place, writes of unbuilt frames, partial
     writes, slow readers, flow control) against the sanitized build."""
     where = subprocess.run(
-        [sys.executable, "-c", "import fastws.asyncio._fastio as m; print(m.__file__)"],
+        [sys.executable, "-c", "import turbows.asyncio._fastio as m; print(m.__file__)"],
         env=sanitized,
         capture_output=True,
         text=True,

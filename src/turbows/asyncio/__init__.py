@@ -1,0 +1,74 @@
+"""turbows on asyncio: a WebSocket server, a client and a reconnecting client.
+
+Built on :class:`asyncio.Protocol` and the sans-I/O :mod:`turbows.connection`; works with the
+default event loop and with uvloop (install its policy as usual).
+
+Server::
+
+    async def echo(ws):
+        async for message in ws:
+            await ws.send(message)
+
+    async with turbows.asyncio.serve(echo, "127.0.0.1", 8765) as server:
+        await asyncio.Future()
+
+Client::
+
+    async with turbows.asyncio.connect("ws://127.0.0.1:8765") as ws:
+        await ws.send("hello")
+        print(await ws.recv())
+
+Logging goes to ``logging.getLogger("turbows")``.
+"""
+
+from __future__ import annotations
+
+from ._client import ClientWebSocket, Connect, connect
+from ._exceptions import (
+    ClosedError,
+    ClosedOK,
+    HandshakeError,
+    HandshakeFailed,
+    HandshakeRejected,
+    OpenTimeout,
+    WebSocketClosed,
+)
+from ._protocol import DEFAULT_MAX_QUEUE, DEFAULT_WRITE_LIMIT, Message, WebSocket, broadcast
+from ._reconnect import (
+    Attempt,
+    ReconnectingClient,
+    RetriesExhausted,
+    RetryPolicy,
+    default_should_retry,
+    parse_retry_after,
+)
+from ._server import Accept, Reject, Server, ServerWebSocket, serve
+
+__all__ = [
+    "serve",
+    "connect",
+    "broadcast",
+    "Server",
+    "Connect",
+    "Accept",
+    "Reject",
+    "WebSocket",
+    "ServerWebSocket",
+    "ClientWebSocket",
+    "Message",
+    "WebSocketClosed",
+    "ClosedOK",
+    "ClosedError",
+    "HandshakeError",
+    "HandshakeRejected",
+    "HandshakeFailed",
+    "OpenTimeout",
+    "ReconnectingClient",
+    "RetryPolicy",
+    "Attempt",
+    "RetriesExhausted",
+    "default_should_retry",
+    "parse_retry_after",
+    "DEFAULT_MAX_QUEUE",
+    "DEFAULT_WRITE_LIMIT",
+]

@@ -1,0 +1,912 @@
+"""The WebSocket object: an :class:`asyncio.Protocol` that drives one sans-I/O connection.
+
+Data path: ``data_received`` makes one ``receive_data`` call into the connection, appends the
+finished messages to a plain list and wakes the coroutine waiting in ``recv`` (if any). Sending
+is one call into the connection and one ``transport.write``. Nothing else runs per message: the
+timers (open timeout, heartbeat, close timeout) share one ``loop.call_at`` handle per connection,
+re-armed only when the connection's next deadline changes, and control frames, handshake and
+close go through a slower path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from typing import (
+    Any,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+    Tuple,
+    Union,
+)
+
+from .._enums import State
+from ..codec import NO_EXTENSIONS, BinaryMessage, TextMessage
+from ..connection import ServerConnection
+from ..events import Accepted, ConnectionClosed, PingAnswered, Rejected, Request
+from ..exceptions import InvalidStateError
+from ._exceptions import ClosedOK, WebSocketClosed
+
+__all__ = ["WebSocket", "Message", "DEFAULT_MAX_QUEUE", "DEFAULT_WRITE_LIMIT"]
+
+logger = logging.getLogger("turbows")
+
+Message = Union[str, bytes]
+
+#: Messages kept for ``recv`` before reading from the socket pauses.
+DEFAULT_MAX_QUEUE = 32
+#: Write buffer high-water mark in bytes; ``send`` waits above it until the buffer drains to a
+#: quarter of it (the low-water mark).
+DEFAULT_WRITE_LIMIT = 64 * 1024
+
+#: Bytes read from the socket at most per call (asyncio's selector transport reads 256 KiB).
+READ_BUFFER_SIZE = 256 * 1024
+#: Seconds a protocol error found after messages waits for the handler to take them (and
+#: maybe answer) before the connection fails anyway; see WebSocket.data_received.
+FAILURE_GRACE = 1.0
+
+_TEXT = TextMessage
+_BINARY = BinaryMessage
+_CONNECTING = State.CONNECTING
+_OPEN = State.OPEN
+_CLOSING = State.CLOSING
+_CLOSED = State.CLOSED
+_NEG_INF = float("-inf")
+_PING_PREFIX = b"fws"
+_pack_ping = struct.Struct(">Q").pack
+
+
+class _Options:
+    """Per-server (or per-client) settings of the asyncio layer, shared by its connections."""
+
+    __slots__ = (
+        "max_queue",
+        "low_queue",
+        "write_high",
+        "write_low",
+        "open_timeout",
+        "read_buffer",
+    )
+
+    def __init__(
+        self,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        write_limit: Union[int, Tuple[int, int]] = DEFAULT_WRITE_LIMIT,
+        open_timeout: Optional[float] = 10.0,
+    ) -> None:
+        if max_queue < 1:
+            raise ValueError("max_queue must be >= 1")
+        if isinstance(write_limit, tuple):
+            high, low = write_limit
+        else:
+            high, low = write_limit, write_limit // 4
+        if not 0 <= low <= high:
+            raise ValueError("write_limit must satisfy 0 <= low <= high")
+        if open_timeout is not None and open_timeout <= 0:
+            raise ValueError("open_timeout must be > 0 or None")
+        self.max_queue = max_queue
+        self.low_queue = max_queue // 4
+        self.write_high = high
+        self.write_low = low
+        self.open_timeout = open_timeout
+        # One receive buffer shared by the connections of a server (or a client), made on
+        # first use (see BufferedWebSocket).
+        self.read_buffer: Optional[memoryview] = None
+
+
+class WebSocket(asyncio.Protocol):
+    """One WebSocket connection, server or client side.
+
+    Servers hand it to the connection handler; clients get it from :func:`connect`. Use it
+    from one task at a time for receiving (``recv`` / ``async for``); sending may be done from
+    several tasks.
+
+    Attributes:
+        request: server side, the opening handshake's :class:`turbows.Request` (``path``,
+            ``headers``, ``origin``, ``subprotocols``); client side, None.
+        response_headers: client side, the headers of the server's 101 response.
+    """
+
+    __slots__ = (
+        # hot path
+        "_conn",
+        "_transport",
+        "_time",
+        "_queue",
+        "_head",
+        "_waiter",
+        "_max_queue",
+        "_reading_paused",
+        "_write_paused",
+        "_on_message",
+        "_corked",
+        # slower paths
+        "_loop",
+        "_options",
+        "_timer",
+        "_due",
+        "_closed",
+        "_waiters",
+        "_pings",
+        "_ping_seq",
+        "_task",
+        "request",
+        "response_headers",
+    )
+
+    _conn: Any
+
+    def __init__(self, options: _Options, loop: Optional[asyncio.AbstractEventLoop] = None):
+        self._loop = loop if loop is not None else asyncio.get_event_loop()
+        self._time = self._loop.time
+        self._options = options
+        self._max_queue = options.max_queue
+        self._transport: Any = None
+        self._queue: List[Message] = []
+        self._head = 0
+        self._waiter: Optional[asyncio.Future[None]] = None
+        self._reading_paused = False
+        self._write_paused = False
+        self._on_message: Optional[Callable[[Message], Any]] = None
+        # True while on_message callbacks run for one read: their send_nowait calls are
+        # framed at once and written together when the read is done.
+        self._corked = False
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._due: Optional[float] = None
+        self._closed: Optional[ConnectionClosed] = None
+        # Futures for wait_closed, drain and the opening handshake, created only when needed.
+        self._waiters: Optional[List[asyncio.Future[Any]]] = None
+        self._pings: Optional[Dict[bytes, asyncio.Future[Optional[float]]]] = None
+        self._ping_seq = 0
+        self._task: Optional[asyncio.Task[Any]] = None
+        self.request: Optional[Request] = None
+        self.response_headers: Any = None
+
+    # ----------------------------------------------------------------------------------------
+    # Public API.
+
+    @property
+    def state(self) -> State:
+        """CONNECTING, OPEN, CLOSING or CLOSED (:class:`turbows.State`)."""
+        return self._conn.state  # type: ignore[no-any-return]
+
+    @property
+    def subprotocol(self) -> Optional[str]:
+        """The negotiated subprotocol, or None."""
+        return self._conn.subprotocol  # type: ignore[no-any-return]
+
+    @property
+    def extensions(self) -> Tuple[Any, ...]:
+        """The extensions in use, as ``(name, params)`` pairs."""
+        return tuple(self._conn.extensions)
+
+    @property
+    def latency(self) -> Optional[float]:
+        """The round-trip time of the last answered ping (heartbeat or :meth:`ping`), seconds."""
+        return self._conn.latency  # type: ignore[no-any-return]
+
+    @property
+    def close_code(self) -> Optional[int]:
+        """The close code received (1005: none in the frame, 1006: no closing handshake), or
+        None while the connection is not closed."""
+        closed = self._closed
+        return None if closed is None else closed.code
+
+    @property
+    def close_reason(self) -> Optional[str]:
+        """The close reason received (for 1006, what happened instead), or None while open."""
+        closed = self._closed
+        return None if closed is None else closed.reason
+
+    @property
+    def closed_event(self) -> Optional[ConnectionClosed]:
+        """The final :class:`turbows.ConnectionClosed` event once closed (clean, initiator,
+        the code sent), else None."""
+        return self._closed
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's address, as the transport reports it (``peername``)."""
+        transport = self._transport
+        return None if transport is None else transport.get_extra_info("peername")
+
+    @property
+    def local_address(self) -> Any:
+        """This end's address (``sockname``)."""
+        transport = self._transport
+        return None if transport is None else transport.get_extra_info("sockname")
+
+    @property
+    def transport(self) -> Any:
+        """The underlying :class:`asyncio.Transport`."""
+        return self._transport
+
+    async def recv(self) -> Message:
+        """Return the next message: ``str`` for text, ``bytes`` for binary.
+
+        Raises:
+            ClosedOK: the connection closed normally (1000, 1001 or no code) and every message
+                received before the close was returned.
+            ClosedError: it closed otherwise.
+            RuntimeError: another coroutine is already waiting in ``recv``.
+        """
+        queue = self._queue
+        head = self._head
+        if head >= len(queue):
+            waiter = self._quick_waiter()
+            if waiter is not None:
+                await waiter
+            if self._head >= len(queue):
+                await self._wait_message()
+            head = self._head
+        message = queue[head]
+        head += 1
+        if head == len(queue):
+            queue.clear()
+            head = 0
+        self._head = head
+        if self._reading_paused:
+            self._maybe_resume_reading()
+        return message
+
+    def __aiter__(self) -> AsyncIterator[Message]:
+        return self
+
+    async def __anext__(self) -> Message:
+        """Same as :meth:`recv`, but a normal close ends the iteration."""
+        # recv's steps repeated (keep them in step): a shared helper for the queue pop cost
+        # about 4% of the handler mode's CPU per message (50-connection echo, 7 runs each).
+        queue = self._queue
+        head = self._head
+        if head >= len(queue):
+            waiter = self._quick_waiter()
+            if waiter is not None:
+                await waiter
+            if self._head >= len(queue):
+                try:
+                    await self._wait_message()
+                except ClosedOK:
+                    raise StopAsyncIteration from None
+            head = self._head
+        message = queue[head]
+        head += 1
+        if head == len(queue):
+            queue.clear()
+            head = 0
+        self._head = head
+        if self._reading_paused:
+            self._maybe_resume_reading()
+        return message
+
+    async def send(
+        self, message: Union[Message, bytearray, memoryview, Iterable[Any], AsyncIterable[Any]]
+    ) -> None:
+        """Send a message: ``str`` as text, bytes-like as binary.
+
+        An iterable or async iterable of ``str`` (or of bytes-like) sends one fragmented
+        message, a frame per item (RFC 6455 5.4).
+
+        Waits while the write buffer is above its high-water mark (the peer reads slowly).
+
+        Raises:
+            ClosedOK, ClosedError: the connection is closing or closed.
+            TypeError: the message has an unsupported type.
+        """
+        conn = self._conn
+        kind = type(message)
+        try:
+            if kind is str:
+                conn.send_text(message)
+            elif kind is bytes or kind is bytearray or kind is memoryview:
+                conn.send_binary(message)
+            else:
+                await self._send_fragments(message)
+                return
+        except InvalidStateError:
+            self._raise_closed()
+            raise
+        self._push()
+        if self._write_paused:
+            await self._drain()
+
+    def _push(self) -> None:
+        """Write what the connection framed (the compiled twin writes a large frame's payload
+        without joining it to its header, on turbows's own transport)."""
+        self._transport.write(self._conn.data_to_send())
+
+    def send_nowait(self, message: Union[Message, bytearray, memoryview]) -> None:
+        """Send a whole message at once, without waiting for the write buffer to drain.
+
+        For callbacks (see :attr:`on_message`) and other synchronous code. Check
+        :attr:`writing_paused` to respect the peer's pace.
+
+        Raises:
+            ClosedOK, ClosedError: the connection is closing or closed.
+            TypeError: the message is neither ``str`` nor bytes-like.
+        """
+        conn = self._conn
+        try:
+            if type(message) is str:
+                conn.send_text(message)
+            elif isinstance(message, (bytes, bytearray, memoryview)):
+                conn.send_binary(message)
+            else:
+                raise TypeError(f"cannot send {type(message).__name__}: use str or bytes")
+        except InvalidStateError:
+            self._raise_closed()
+            raise
+        if not self._corked:
+            self._transport.write(conn.data_to_send())
+
+    @property
+    def writing_paused(self) -> bool:
+        """True while the write buffer is above its high-water mark."""
+        return self._write_paused
+
+    @property
+    def on_message(self) -> Optional[Callable[[Message], Any]]:
+        """A callback run for each message as it arrives, instead of queuing it for ``recv``.
+
+        The fastest way to consume messages: no task switch per message. The callback runs
+        inside the protocol's ``data_received`` and must not block; it may call
+        :meth:`send_nowait`, whose frames for this connection are written together once every
+        message of the read was handled (one system call rather than one per message).
+        Messages already queued stay for ``recv``. An exception it raises
+        is logged and closes the connection with 1011. Set it back to None to queue again.
+        """
+        return self._on_message
+
+    @on_message.setter
+    def on_message(self, callback: Optional[Callable[[Message], Any]]) -> None:
+        self._on_message = callback
+
+    async def ping(self, data: Optional[bytes] = None) -> float:
+        """Send a ping and wait for its pong.
+
+        Args:
+            data: the ping payload (at most 125 bytes); by default a unique 11-byte payload.
+
+        Returns:
+            The round-trip time in seconds.
+
+        Raises:
+            ClosedOK, ClosedError: the connection closed before the pong arrived.
+        """
+        if data is None:
+            self._ping_seq += 1
+            data = _PING_PREFIX + _pack_ping(self._ping_seq)
+        else:
+            data = bytes(data)
+        pings = self._pings
+        if pings is None:
+            pings = self._pings = {}
+        if data in pings:
+            raise ValueError(f"a ping with payload {data!r} is already waiting for its pong")
+        conn = self._conn
+        try:
+            conn.ping(data, self._time())
+        except InvalidStateError:
+            self._raise_closed()
+            raise
+        future: asyncio.Future[Optional[float]] = self._loop.create_future()
+        pings[data] = future
+        self._flush()
+        try:
+            rtt = await future
+        finally:
+            pings.pop(data, None)
+        if rtt is None:
+            self._raise_closed()
+            raise AssertionError("unreachable")  # pragma: no cover
+        return rtt
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection with ``code`` and ``reason`` and wait until it is closed.
+
+        Returns once the closing handshake completed, or the close timeout ran out (then the
+        TCP connection is aborted). Does nothing more if the connection is already closing or
+        closed. A client still in its opening handshake is aborted.
+        """
+        conn = self._conn
+        state = conn.state
+        if state is _OPEN:
+            try:
+                conn.close(code, reason, self._time())
+            except InvalidStateError:  # a fragmented message is unfinished: cannot close cleanly
+                self.abort()
+            else:
+                self._after()
+        elif state is _CONNECTING:
+            self.abort()
+        await self.wait_closed()
+
+    def abort(self) -> None:
+        """Close the TCP connection at once, without a closing handshake (the code is 1006)."""
+        transport = self._transport
+        if transport is not None:
+            transport.abort()
+        else:
+            self._conn.receive_data(b"", self._time())
+            self._after()
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is closed (its TCP connection too)."""
+        while self._closed is None or self._transport is not None:
+            await self._new_waiter()
+
+    # ----------------------------------------------------------------------------------------
+    # asyncio.Protocol callbacks.
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+        options = self._options
+        transport.set_write_buffer_limits(options.write_high, options.write_low)  # type: ignore[attr-defined]
+        timeout = options.open_timeout
+        if timeout is not None:
+            self._due = when = self._time() + timeout
+            self._timer = self._loop.call_at(when, self._on_timer)
+        out = self._conn.data_to_send()  # the client's opening request
+        if out:
+            transport.write(out)  # type: ignore[attr-defined]
+
+    def data_received(self, data: Any) -> None:
+        conn = self._conn
+        conn.receive_data(data, self._time())
+        events = conn.events()
+        if not events:
+            if conn.should_close_transport:
+                self._after()
+            return
+        callback = self._on_message
+        append = self._queue.append if callback is None else callback
+        other = False
+        self._corked = callback is not None
+        try:
+            for event in events:
+                kind = type(event)
+                if kind is _TEXT or kind is _BINARY:
+                    append(event.data)
+                else:
+                    other = True
+        except Exception as exc:  # from on_message
+            self._corked = False
+            self._callback_failed(exc)
+            return
+        if self._corked:
+            self._corked = False
+            out = conn.data_to_send()
+            if out:
+                self._transport.write(out)
+        if other:
+            self._dispatch(events)
+            self._after()
+        elif conn.should_close_transport:
+            self._after()
+        self._wake()
+        if conn._failure is not None:
+            # A protocol error came after these messages: the connection fails when the
+            # handler sends (data_to_send) or has taken them all (_wait_message), so that its
+            # answers go out before the close frame, or after FAILURE_GRACE otherwise.
+            self._fail_later()
+
+    def eof_received(self) -> Optional[bool]:
+        self._conn.receive_data(b"", self._time())
+        self._after()
+        self._wake()
+        return None  # let the transport close itself
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        if self._closed is None:
+            self._conn.receive_data(b"", self._time())
+            self._after()
+            self._wake()
+        timer = self._timer
+        if timer is not None:
+            timer.cancel()
+            self._timer = None
+        self._transport = None
+        self._wake_waiters()
+        self._lost()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake_waiters()
+
+    # ----------------------------------------------------------------------------------------
+    # Internals.
+
+    def _lost(self) -> None:
+        """Hook: the TCP connection is gone (servers forget the connection here)."""
+
+    def _wake(self) -> None:
+        queue = self._queue
+        if self._head < len(queue):
+            waiter = self._waiter
+            if waiter is not None:
+                self._waiter = None
+                if not waiter.done():
+                    waiter.set_result(None)
+            if len(queue) - self._head >= self._max_queue and not self._reading_paused:
+                transport = self._transport
+                if transport is not None and not transport.is_closing():
+                    self._reading_paused = True
+                    transport.pause_reading()
+
+    def _callback_failed(self, exc: Exception) -> None:
+        logger.error("on_message callback failed", exc_info=exc)
+        self._on_message = None
+        conn = self._conn
+        if conn.state is _OPEN:
+            conn.close(1011, "internal error", self._time())
+        conn.events()  # what followed the failing message is dropped: the connection closes
+        self._after()
+
+    def _maybe_resume_reading(self) -> None:
+        if len(self._queue) - self._head <= self._options.low_queue:
+            self._reading_paused = False
+            transport = self._transport
+            if transport is not None and not transport.is_closing():
+                transport.resume_reading()
+
+    def _quick_waiter(self) -> "Optional[asyncio.Future[None]]":
+        """The future ``_wait_message`` would wait on first, set as the waiter, when it has
+        nothing else to do (the common case): ``recv`` and ``__anext__`` await it without
+        ``_wait_message``'s coroutine (about 4% of the handler mode's CPU per message), and
+        call that for anything else. None otherwise.
+
+        A waiter is cleared when it is woken; one left set is done only if its wait was
+        cancelled, and counts as no waiter (here and in ``_wait_message``)."""
+        conn = self._conn
+        waiter = self._waiter
+        if (
+            (waiter is None or waiter.done())
+            and self._closed is None
+            and conn._failure is None
+            and not conn.should_close_transport
+        ):
+            waiter = self._waiter = self._loop.create_future()
+            return waiter
+        return None
+
+    async def _wait_message(self) -> None:
+        """Wait until a message is queued; raise the close error if none will come."""
+        kicked = False
+        while self._head >= len(self._queue):
+            if self._closed is not None:
+                raise WebSocketClosed.from_event(self._closed)
+            conn = self._conn
+            if not kicked and (conn._failure is not None or conn.should_close_transport):
+                # Every message before a protocol error is taken (see data_received): fail,
+                # or close the transport after a failure a send acted on.
+                kicked = True
+                self._fail_now()
+                continue
+            if self._waiter is not None and not self._waiter.done():
+                raise RuntimeError("another coroutine is already waiting for the next message")
+            waiter = self._waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                if self._waiter is waiter:
+                    self._waiter = None
+
+    def _raise_closed(self) -> None:
+        """Raise the close error if the connection is closing or closed."""
+        closed = self._closed
+        if closed is not None:
+            raise WebSocketClosed.from_event(closed)
+        if self._conn.state is not _OPEN and self._conn.state is not _CONNECTING:
+            # CLOSING: report what is known so far as an error; recv gives the final code.
+            raise WebSocketClosed.from_event(
+                ConnectionClosed(1006, "the connection is closing", False)
+            )
+
+    async def _send_fragments(self, message: Any) -> None:
+        conn = self._conn
+        send = conn.send_fragment
+        if isinstance(message, (Iterable, AsyncIterable)) and not isinstance(message, dict):
+            pass
+        else:
+            raise TypeError(f"cannot send {type(message).__name__}: use str or bytes")
+        previous: Any = None
+        started = False
+        try:
+            if isinstance(message, AsyncIterable):
+                async for item in message:
+                    if started:
+                        send(previous, False)
+                        await self._flush_and_drain()
+                    previous, started = item, True
+            else:
+                for item in message:
+                    if started:
+                        send(previous, False)
+                        await self._flush_and_drain()
+                    previous, started = item, True
+            if started:
+                send(previous, True)
+            await self._flush_and_drain()
+        except InvalidStateError:
+            self._raise_closed()
+            raise
+
+    async def _flush_and_drain(self) -> None:
+        self._flush()
+        if self._write_paused:
+            await self._drain()
+
+    async def _drain(self) -> None:
+        while self._write_paused:
+            if self._closed is not None or self._transport is None:
+                self._raise_closed()
+                return
+            await self._new_waiter()
+
+    def _new_waiter(self) -> "asyncio.Future[Any]":
+        waiters = self._waiters
+        if waiters is None:
+            waiters = self._waiters = []
+        future: asyncio.Future[Any] = self._loop.create_future()
+        waiters.append(future)
+        return future
+
+    def _wake_waiters(self) -> None:
+        waiters = self._waiters
+        if waiters:
+            self._waiters = None
+            for future in waiters:
+                if not future.done():
+                    future.set_result(None)
+
+    def _fail_later(self) -> None:
+        self._loop.call_later(FAILURE_GRACE, self._fail_now)
+
+    def _fail_now(self) -> None:
+        """Act on a protocol error the connection left pending (see data_received)."""
+        self._conn._fail_pending()
+        self._after()
+
+    def _flush(self) -> None:
+        conn = self._conn
+        # Not the pending failure (see data_received): only a send, or _fail_now, acts on it.
+        out = conn.data_to_send() if conn._failure is None else conn._take_all()
+        transport = self._transport
+        if out and transport is not None and not transport.is_closing():
+            transport.write(out)
+
+    def _after(self, abort: bool = False) -> None:
+        """The slow path after any call into the connection: handle its events, write its
+        output, close the transport when it says so, and re-arm the timer."""
+        conn = self._conn
+        events = conn.events()
+        if events:
+            callback = self._on_message
+            append = self._queue.append if callback is None else callback
+            try:
+                for event in events:
+                    kind = type(event)
+                    if kind is _TEXT or kind is _BINARY:
+                        append(event.data)
+            except Exception as exc:  # from on_message
+                logger.error("on_message callback failed", exc_info=exc)
+                self._on_message = None
+                if conn.state is _OPEN:
+                    conn.close(1011, "internal error", self._time())
+            self._dispatch(events)
+            self._wake()
+        self._flush()
+        transport = self._transport
+        if conn.should_close_transport and transport is not None:
+            if abort or (
+                conn.state is _CLOSED
+                and self._closed is not None
+                and not self._closed.clean
+                and transport.get_write_buffer_size()
+            ):
+                transport.abort()
+            elif not transport.is_closing():
+                transport.close()
+        if conn.state is not _CONNECTING:
+            self._arm()
+
+    def _arm(self) -> None:
+        """Point the one timer at the connection's next deadline, if it moved."""
+        conn = self._conn
+        due = conn.next_deadline()
+        if due == _NEG_INF:
+            conn.handle_timer(self._time())
+            due = conn.next_deadline()
+        if due == self._due:
+            return
+        timer = self._timer
+        if timer is not None:
+            timer.cancel()
+            self._timer = None
+        self._due = due
+        if due is not None:
+            self._timer = self._loop.call_at(due, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._due = None
+        conn = self._conn
+        if conn.state is _CONNECTING:
+            self._open_timed_out()
+            return
+        before = self._closed
+        conn.handle_timer(self._time())
+        events_closed = conn.state is _CLOSED and before is None
+        self._after(abort=events_closed)
+
+    def _open_timed_out(self) -> None:
+        logger.info("opening handshake timed out with %s", self.remote_address)
+        transport = self._transport
+        if transport is not None:
+            transport.abort()
+
+    def _dispatch(self, events: List[Any]) -> None:
+        """Handle every event but the data messages (already queued)."""
+        for event in events:
+            kind = type(event)
+            if kind is _TEXT or kind is _BINARY:
+                continue
+            if kind is PingAnswered:
+                pings = self._pings
+                if pings:
+                    future = pings.get(event.payload)
+                    if future is not None and not future.done():
+                        future.set_result(event.rtt if event.rtt is not None else 0.0)
+            elif kind is ConnectionClosed:
+                self._on_closed(event)
+            elif kind is Request:
+                self._on_request(event)
+            elif kind is Accepted:
+                self._on_accepted(event)
+            elif kind is Rejected:
+                self._on_rejected(event)
+
+    def _on_closed(self, event: ConnectionClosed) -> None:
+        self._closed = event
+        logger.debug(
+            "connection closed: code %d %r clean=%s by %s",
+            event.code,
+            event.reason,
+            event.clean,
+            event.initiator,
+        )
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        pings = self._pings
+        if pings:
+            for future in pings.values():
+                if not future.done():
+                    future.set_result(None)
+
+    def _on_request(self, event: Request) -> None:  # pragma: no cover - server only
+        raise NotImplementedError
+
+    def _on_accepted(self, event: Accepted) -> None:  # pragma: no cover - client only
+        raise NotImplementedError
+
+    def _on_rejected(self, event: Rejected) -> None:  # pragma: no cover - client only
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        side = "server" if isinstance(self._conn, ServerConnection) else "client"
+        return f"<turbows WebSocket {side} {self._conn.state.name} {self.remote_address}>"
+
+
+class ReadsIntoBuffer(asyncio.BufferedProtocol):
+    """Mixin: the transport reads into one buffer shared by all the connections of a server
+    (or a client) instead of making a ``bytes`` per read.
+
+    Used on asyncio's selector loops, where a read otherwise allocates a 256 KiB ``bytes`` and
+    shrinks it: glibc serves that with mmap, mremap and munmap, three system calls per read
+    (measured with strace: 17 -> 7.5 us of server CPU per 32-byte echo). uvloop reads into
+    its own buffer already, and is slower through get_buffer (measured), so it keeps
+    ``data_received``.
+
+    Transports (asyncio's, its TLS layer) call ``get_buffer``, fill the buffer and call
+    ``buffer_updated`` with nothing in between, and the connection copies what it keeps before
+    anything else runs, so one buffer serves every connection and an idle connection holds
+    none.
+    """
+
+    __slots__ = ()
+
+    _options: _Options
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        buffer = self._options.read_buffer
+        if buffer is None:
+            buffer = self._options.read_buffer = memoryview(bytearray(READ_BUFFER_SIZE))
+        return buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._options.read_buffer[:nbytes])  # type: ignore[attr-defined,index]
+
+
+def reads_into_buffer(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether connections on ``loop`` should use :class:`ReadsIntoBuffer`."""
+    return isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop)
+
+
+def broadcast(
+    connections: Iterable[WebSocket],
+    message: Union[Message, bytearray, memoryview],
+    *,
+    skip_slow: bool = False,
+) -> List[WebSocket]:
+    """Send one message to many connections at once, without waiting for any of them.
+
+    Each OPEN connection gets the message as :meth:`WebSocket.send_nowait` sends it (``str``
+    as text, bytes-like as binary); on turbows's compiled transport a large ``bytes`` or ASCII
+    ``str`` message is written to every socket from the same object, without a copy per
+    connection. Nothing waits: what a socket does not take waits in that connection's write
+    buffer, so a slow reader's buffer grows with every broadcast, unless ``skip_slow``.
+
+    Args:
+        connections: the connections, in any iterable (a server's ``connections`` set, a
+            room's members, ...); it is read once, before anything is sent.
+        message: the message.
+        skip_slow: skip the connections whose write buffer is above its high-water mark
+            (:attr:`WebSocket.writing_paused`) instead of adding to it.
+
+    Returns:
+        The connections that did not get the message: not OPEN (still opening, closing or
+        closed), in the middle of sending a fragmented message of their own, or skipped as
+        slow.
+
+    Raises:
+        TypeError: the message is neither ``str`` nor bytes-like (nothing was sent).
+    """
+    if type(message) is not str and not isinstance(message, (bytes, bytearray, memoryview)):
+        raise TypeError(f"cannot send {type(message).__name__}: use str or bytes")
+    if type(message) is bytearray or type(message) is memoryview:
+        message = bytes(message)  # one copy for all, and it cannot change half-way
+    missed: List[WebSocket] = []
+    for ws in list(connections):
+        if (
+            ws._conn.state is not _OPEN
+            or ws._closed is not None
+            or ws._transport is None
+            or (skip_slow and ws._write_paused)
+        ):
+            missed.append(ws)
+        else:
+            try:
+                ws.send_nowait(message)
+            except (InvalidStateError, WebSocketClosed):
+                missed.append(ws)  # a fragmented message of its own is being sent
+    return missed
+
+
+def _install_compiled_send_nowait() -> None:
+    """Replace :meth:`WebSocket.send_nowait` and ``_push`` (``send``'s write) by their
+    compiled twins when the compiled module of the asyncio layer is there (not with
+    ``TURBOWS_NO_EXTENSIONS=1``): an ``on_message`` callback calls the first for every message
+    it answers, ``await ws.send()`` the second."""
+    if NO_EXTENSIONS:
+        return
+    try:
+        from ._fastio import push, send_nowait
+    except ImportError:  # no compiler, or not POSIX
+        return
+    send_nowait.__doc__ = WebSocket.send_nowait.__doc__
+    WebSocket.send_nowait = send_nowait  # type: ignore[method-assign]
+    WebSocket._push = push  # type: ignore[method-assign]
+
+
+_install_compiled_send_nowait()

@@ -1,0 +1,41 @@
+"""Exceptions raised by turbows. Every one derives from :class:`TurboWSError`."""
+
+from __future__ import annotations
+
+from typing import Any, List
+
+from ._enums import CloseCode
+
+__all__ = ["TurboWSError", "ProtocolError", "InvalidStateError"]
+
+
+class TurboWSError(Exception):
+    """Base class of every error turbows raises on purpose."""
+
+
+class ProtocolError(TurboWSError):
+    """The peer broke RFC 6455 or a configured limit.
+
+    Attributes:
+        code: the close code to send to the peer (1002, 1007, 1009, ...).
+        reason: a short explanation, suitable as the close reason (at most 123 bytes).
+        items: what the parser completed before the violation in the same call, in order, so
+            that no message received before the error is lost.
+    """
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(code, reason)
+        self.code: int = code
+        self.reason: str = reason
+        self.items: List[Any] = []
+
+    def __str__(self) -> str:
+        try:
+            name = CloseCode(self.code).name
+        except ValueError:
+            name = str(self.code)
+        return f"{self.reason} (close code {self.code} {name})"
+
+
+class InvalidStateError(TurboWSError):
+    """An operation is not allowed in the connection's current state."""
