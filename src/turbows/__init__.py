@@ -21,7 +21,7 @@ from .codec import (
 )
 from .connection import ClientConnection, ServerConnection
 from .events import Accepted, ConnectionClosed, PingAnswered, Rejected, Request
-from .exceptions import TurboWSError, InvalidStateError, ProtocolError
+from .exceptions import ConcurrentUseError, TurboWSError, InvalidStateError, ProtocolError
 from .extensions import PerMessageDeflate
 from .handshake import InvalidHandshake
 
@@ -58,5 +58,6 @@ __all__ = [
     "TurboWSError",
     "ProtocolError",
     "InvalidStateError",
+    "ConcurrentUseError",
     "InvalidHandshake",
 ]

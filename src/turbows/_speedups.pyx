@@ -285,8 +285,11 @@ def apply_mask_inplace(buf, mask):
     cdef uint8_t m[4]
     cdef Py_buffer view
     _load_mask(mask, m)
-    if type(buf) is bytearray:
-        # No buffer export for the common case: a bytearray's storage is stable during the call.
+    if type(buf) is bytearray and PyByteArray_GET_SIZE(buf) < NOGIL_THRESHOLD:
+        # No buffer export for the common case: the GIL is held throughout, so no other thread
+        # can resize the bytearray. A longer one is masked with the GIL released, under an
+        # export (below), which makes a resize from another thread fail with BufferError
+        # instead of freeing the memory being masked.
         _mask(<uint8_t *>PyByteArray_AS_STRING(buf), <const uint8_t *>PyByteArray_AS_STRING(buf),
               PyByteArray_GET_SIZE(buf), m)
         return

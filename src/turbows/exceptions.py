@@ -6,7 +6,7 @@ from typing import Any, List
 
 from ._enums import CloseCode
 
-__all__ = ["TurboWSError", "ProtocolError", "InvalidStateError"]
+__all__ = ["TurboWSError", "ProtocolError", "InvalidStateError", "ConcurrentUseError"]
 
 
 class TurboWSError(Exception):
@@ -39,3 +39,13 @@ class ProtocolError(TurboWSError):
 
 class InvalidStateError(TurboWSError):
     """An operation is not allowed in the connection's current state."""
+
+
+class ConcurrentUseError(TurboWSError, RuntimeError):
+    """A codec object (parser, writer) was called while another call on it was running.
+
+    Raised instead of corrupting the object when two threads use it at once, or when a
+    parser's inflater re-enters the parser's ``feed``. Codec objects, like the connections
+    that own them, are meant for one thread at a time: give each thread its own, or hold a
+    lock around every call. The call already running is not disturbed.
+    """
