@@ -885,6 +885,11 @@ cdef class SocketTransport:
                 self._loop.call_exception_handler({
                     "message": "protocol.resume_writing() failed",
                     "exception": exc, "transport": self, "protocol": self._protocol})
+            if self._lost:
+                return
+            # resume_writing may have written (the usual producer does): what it left
+            # queued keeps the writer on (asyncio's and uvloop's transports look again too).
+            size = len(pending)
         if size == 0:
             self._remove_writer()
             if self._closing:
