@@ -12,6 +12,7 @@
 - It is the default for plain-TCP servers (``TURBOWS_FAST_TRANSPORT=0`` turns it off).
 """
 
+cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.list cimport PyList_GET_SIZE
@@ -23,6 +24,7 @@ from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 import asyncio
 import os
 import socket as _socket
+import weakref
 
 from ..codec import BinaryMessage, TextMessage
 from ..exceptions import InvalidStateError, ProtocolError
@@ -223,6 +225,16 @@ cdef extern from *:
 cdef extern from "unistd.h" nogil:
     int c_close "close" (int fd)
 
+cdef extern from *:
+    """
+    #include <fcntl.h>
+    #if !defined(__linux__)
+    static int dup3(int o, int n, int f) { errno = ENOSYS; return -1; }
+    #endif
+    """
+    int dup3(int oldfd, int newfd, int flags) nogil
+    int O_CLOEXEC
+
 # Bytes read per recv. Transports read into their loop's buffer (_Poller._buf); the one
 # below serves those without a _Poller, whose reads are always copied into bytes before
 # anything else can run.
@@ -239,7 +251,10 @@ cdef enum:
     POLL_BATCH = 256
 
 
-cdef dict _pollers = {}   # event loop -> its _Poller, while a transport uses it
+# id(loop) -> the loop's _Poller. Weak: nothing here keeps a loop, its epoll descriptor, its
+# buffer or its sockets alive (the loop owns its _Poller, see _PollerWatch; while an entry
+# exists its _Poller holds the loop, so the id is not reused).
+cdef object _pollers = weakref.WeakValueDictionary()
 
 
 cdef class _Poller:
@@ -265,6 +280,7 @@ cdef class _Poller:
     again, it moves back.
     """
 
+    cdef object __weakref__
     cdef object _loop
     cdef int _efd
     cdef dict _readers            # fd -> SocketTransport in the epoll set
@@ -287,22 +303,27 @@ cdef class _Poller:
         if self._efd < 0:
             raise OSError(errno, os.strerror(errno))
         try:
-            loop.add_reader(self._efd, self._poll)
+            loop.add_reader(self._efd, _PollerWatch(self))
         except BaseException:
             c_close(self._efd)
             self._efd = -1
             raise
 
     cdef int add(self, int fd, SocketTransport transport) except -1:
+        """Watch ``fd`` for ``transport``; raises (OSError, ValueError) if it cannot be."""
         cdef SocketTransport direct = self._direct
-        if direct is None and not self._readers:
+        if direct is not None:
+            # A second reader: both go into the epoll set.
+            self._direct = None
+            self._loop.remove_reader(direct._fd)
+            try:
+                self._epoll_add(direct._fd, direct)
+            except OSError as exc:
+                direct._unwatched(exc)
+        if not self._readers:
             self._loop.add_reader(fd, transport._on_readable_cb)
             self._direct = transport
             return 0
-        if direct is not None:
-            self._direct = None
-            self._loop.remove_reader(direct._fd)
-            self._epoll_add(direct._fd, direct)
         self._epoll_add(fd, transport)
         return 0
 
@@ -315,12 +336,17 @@ cdef class _Poller:
         self._readers[fd] = transport
         return 0
 
-    cdef rearm(self, int fd):
+    cdef rearm(self, int fd, SocketTransport transport):
         """Have ``fd`` reported again in the next round if it is still readable."""
         cdef epoll_event ev
+        cdef int err
         ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET
         ev.data.fd = fd
-        epoll_ctl(self._efd, EPOLL_CTL_MOD, fd, &ev)  # fails only if fd is closed: fine
+        if epoll_ctl(self._efd, EPOLL_CTL_MOD, fd, &ev) < 0:
+            # The socket would never be reported again (closed behind the transport's
+            # back, or no memory): the connection fails rather than hang.
+            err = errno
+            transport._unwatched(OSError(err, os.strerror(err)))
 
     cdef remove(self, int fd):
         cdef epoll_event ev
@@ -333,24 +359,75 @@ cdef class _Poller:
             epoll_ctl(self._efd, EPOLL_CTL_DEL, fd, &ev)  # fails only if fd is closed: fine
             if len(self._readers) == 1:
                 # One reader left: the loop watches it directly (level-triggered, so what
-                # is already waiting on it is reported).
-                fd, last = self._readers.popitem()
+                # is already waiting on it is reported). If the loop cannot, it stays in
+                # the set, which reads it as well.
+                for fd, last in self._readers.items():
+                    try:
+                        self._loop.add_reader(fd, last._on_readable_cb)
+                    except (OSError, ValueError):
+                        return
+                del self._readers[fd]
                 epoll_ctl(self._efd, EPOLL_CTL_DEL, fd, &ev)
                 self._direct = last
-                self._loop.add_reader(fd, last._on_readable_cb)
 
     cdef release(self):
         self._users -= 1
         if self._users == 0 and self._efd >= 0:
-            if _pollers.get(self._loop) is self:
-                del _pollers[self._loop]
             if not self._loop.is_closed():
-                self._loop.remove_reader(self._efd)
+                self._loop.remove_reader(self._efd)  # _PollerWatch -> _shutdown
+            self._shutdown()
+
+    cdef _shutdown(self):
+        """Let go of everything: the last transport is gone, or the loop dropped its
+        callback for the epoll descriptor (``loop.close()`` does) and will never call it
+        again. What a transport of a closed loop still asks of it does nothing."""
+        if _pollers is not None and _pollers.get(id(self._loop)) is self:  # None: at exit
+            del _pollers[id(self._loop)]
+        if self._efd >= 0:
             c_close(self._efd)
             self._efd = -1
+        self._readers.clear()  # the transports, which hold the loop
+        self._direct = None
+        self._buf = None
+        self._bufp = NULL
+
+    cdef _after_fork(self):
+        """In a child process: give this poller an epoll instance of its own.
+
+        The child inherits the parent's instance, not a copy: its registrations
+        (``EPOLL_CTL_DEL`` on abort or close, ``EPOLL_CTL_ADD``) would change the parent's
+        set, and its ``epoll_wait`` would take the parent's edge-triggered events. A new
+        instance with the same sockets replaces the inherited one under the same descriptor
+        number, so that the loop, which watches that number, needs no change (changing its
+        registration would change the parent's too, since the child shares its selector's
+        instance as well)."""
+        cdef epoll_event ev
+        cdef int efd
+        if self._efd < 0:
+            return
+        efd = epoll_create1(EPOLL_CLOEXEC)
+        if efd < 0 or dup3(efd, self._efd, O_CLOEXEC) < 0:
+            # No instance of our own: drop the parent's rather than share it.
+            if efd >= 0:
+                c_close(efd)
+            failed = list(self._readers.values())
+            self._shutdown()
+            for transport in failed:
+                (<SocketTransport>transport)._unwatched(OSError(errno, os.strerror(errno)))
+            return
+        c_close(efd)
+        failed = []
+        for fd, transport in self._readers.items():
+            ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET
+            ev.data.fd = fd
+            if epoll_ctl(self._efd, EPOLL_CTL_ADD, fd, &ev) < 0:
+                failed.append((transport, OSError(errno, os.strerror(errno))))
+        for transport, exc in failed:
+            del self._readers[(<SocketTransport>transport)._fd]
+            (<SocketTransport>transport)._unwatched(exc)
 
     def _poll(self):
-        cdef int n, i, fd
+        cdef int n, i = 0, fd
         cdef ssize_t got
         cdef SocketTransport transport
         if self._efd < 0:
@@ -359,38 +436,81 @@ cdef class _Poller:
         if n <= 0:
             return  # EINTR, or nothing: the loop asks again
         readers = self._readers
-        for i in range(n):
-            fd = self._ready[i].data.fd
-            transport = readers.get(fd)
-            if transport is None:
-                continue  # stopped reading since epoll answered
-            got = READ_SIZE  # if the read raises, look at the socket again
-            try:
-                got = transport._read_ready()
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._loop.call_exception_handler({
-                    "message": "exception in a read callback of the WebSocket transport",
-                    "exception": exc, "transport": transport,
-                    "protocol": transport._protocol})
-            finally:
-                if got > 0 and (got == READ_SIZE or
-                                self._ready[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)):
-                    if readers.get(fd) is transport:
-                        self.rearm(fd)
+        try:
+            while i < n:
+                fd = self._ready[i].data.fd
+                transport = readers.get(fd)
+                i += 1
+                if transport is None:
+                    continue  # stopped reading since epoll answered
+                got = READ_SIZE  # if the read raises, look at the socket again
+                try:
+                    got = transport._read_ready()
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self._loop.call_exception_handler({
+                        "message": "exception in a read callback of the WebSocket transport",
+                        "exception": exc, "transport": transport,
+                        "protocol": transport._protocol})
+                finally:
+                    if got > 0 and (got == READ_SIZE or
+                                    self._ready[i - 1].events
+                                    & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)):
+                        if readers.get(fd) is transport:
+                            self.rearm(fd, transport)
+        except BaseException:
+            # KeyboardInterrupt or SystemExit out of a read: the sockets after it in this
+            # batch were taken from the edge-triggered set and would not be reported again.
+            while i < n:
+                fd = self._ready[i].data.fd
+                transport = readers.get(fd)
+                if transport is not None:
+                    self.rearm(fd, transport)
+                i += 1
+            raise
+
+
+@cython.final
+cdef class _PollerWatch:
+    """The callback a loop keeps for its :class:`_Poller`'s epoll descriptor, and the loop's
+    only link to it (the module's map is weak). The loop drops it on ``remove_reader`` and
+    on ``loop.close()`` (asyncio's loops and uvloop alike): the poller then lets go of its
+    descriptor, buffer and transports at once, instead of when the loop is collected, or
+    never."""
+
+    cdef _Poller _poller
+
+    def __cinit__(self, _Poller poller):
+        self._poller = poller
+
+    def __call__(self):
+        self._poller._poll()
+
+    def __del__(self):
+        if self._poller is not None:
+            self._poller._shutdown()
+
+
+def _after_fork_in_child():
+    for poller in list(_pollers.values()):
+        (<_Poller>poller)._after_fork()
+
+
+if TURBOWS_HAVE_EPOLL:
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 cdef _Poller _poller_for(loop):
     if not TURBOWS_HAVE_EPOLL:
         return None
-    poller = _pollers.get(loop)
-    if poller is None:
+    poller = _pollers.get(id(loop))
+    if poller is None or (<_Poller>poller)._loop is not loop or (<_Poller>poller)._efd < 0:
         try:
             poller = _Poller(loop)
         except (OSError, NotImplementedError):
             return None   # e.g. a loop that cannot watch an epoll descriptor
-        _pollers[loop] = poller
+        _pollers[id(loop)] = poller
     (<_Poller>poller)._users += 1
     return poller
 
@@ -520,11 +640,20 @@ cdef class SocketTransport:
 
     cdef _add_reader(self):
         if not self._reader_on:
-            if self._poller is not None:
-                self._poller.add(self._fd, self)
-            else:
-                self._loop.add_reader(self._fd, self._on_readable_cb)
+            try:
+                if self._poller is not None:
+                    self._poller.add(self._fd, self)
+                else:
+                    self._loop.add_reader(self._fd, self._on_readable_cb)
+            except (OSError, ValueError) as exc:
+                self._unwatched(exc)
+                return
             self._reader_on = True
+
+    cdef _unwatched(self, exc):
+        """The socket cannot be watched for reading (a failed ``epoll_ctl`` or ``add_reader``):
+        the connection fails, with ``exc`` for ``connection_lost``, rather than wait forever."""
+        self._fatal(exc, "fatal error: the socket cannot be watched for reading")
 
     cdef _remove_reader(self):
         if self._reader_on:
@@ -559,6 +688,8 @@ cdef class SocketTransport:
             return 0
         if self._poller is not None:
             buf = self._poller._bufp
+            if buf == NULL:
+                return 0  # its loop is closed
         while True:
             n = c_recv(self._fd, buf, READ_SIZE, 0)
             if n >= 0 or errno != EINTR:
