@@ -9,6 +9,7 @@ import gc
 import os
 import socket
 import threading
+import time
 import warnings
 import weakref
 from typing import Any, Iterator
@@ -288,3 +289,53 @@ def test_a_forked_child_does_not_change_the_parents_epoll_set() -> None:
         _stop(loop, transports, peers)
     finally:
         loop.close()
+
+
+def test_the_transports_clock_is_time_monotonic() -> None:
+    """The connection's deadlines are set with the loop's time (time.monotonic() on asyncio's
+    loops) and checked with the transport's clock, read from C: they must be one clock.
+    (On macOS CLOCK_MONOTONIC, which the transport read before, counts the time asleep and
+    time.monotonic() does not; that case cannot be run here.)"""
+    from turbows.asyncio._fastio import _monotonic
+
+    for _ in range(1000):
+        before = time.monotonic()
+        now = _monotonic()
+        after = time.monotonic()
+        assert before - 1e-6 <= now <= after + 1e-6
+
+
+class _Slotted:
+    __slots__ = ("a", "b")
+
+
+class _Borrower:
+    """Holds another class's slot descriptor: at its offset, this class keeps ``x``."""
+
+    __slots__ = ("x", "y")
+    a = _Slotted.a  # type: ignore[assignment]
+
+
+class _ShadowingChild(_Slotted):
+    __slots__ = ("z",)
+    b = _Borrower.y  # type: ignore[assignment]
+
+
+def test_a_slot_descriptor_of_another_class_is_read_with_getattr() -> None:
+    """A member descriptor found on a class that is not its owner's subclass says nothing
+    of where that class keeps the value: the read falls back to getattr (which raises
+    TypeError), instead of reading whatever lies at the borrowed offset."""
+    from turbows.asyncio._fastio import _is_slot_read, _read_attribute
+
+    borrower = _Borrower()
+    borrower.x = "x, at a's offset in _Slotted"
+    assert not _is_slot_read(_Borrower, "a")
+    with pytest.raises(TypeError):
+        _read_attribute(borrower, "a")
+    child = _ShadowingChild()
+    child.a, child.z = "a", "z"
+    assert _is_slot_read(_ShadowingChild, "a") and _is_slot_read(_ShadowingChild, "z")
+    assert not _is_slot_read(_ShadowingChild, "b")
+    with pytest.raises(TypeError):
+        _read_attribute(child, "b")
+    assert _read_attribute(child, "a") == "a"

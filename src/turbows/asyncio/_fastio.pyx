@@ -19,7 +19,6 @@ from cpython.list cimport PyList_GET_SIZE
 from cpython.object cimport PyObject
 from libc.errno cimport errno, EAGAIN, EINTR
 from libc.string cimport memcpy, memset
-from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 import asyncio
 import os
@@ -40,8 +39,40 @@ cdef object _BINARY = BinaryMessage
 cdef bint _COMPILED_MESSAGES = issubclass(_TEXT, _DataMessage) and issubclass(_BINARY, _DataMessage)
 
 # asyncio's selector loops tell the time with time.monotonic(): the same clock is read here
-# from C. Other loops (uvloop keeps its own cached clock) are asked.
+# from C (turbows_monotonic). Other loops (uvloop keeps its own cached clock) are asked.
 cdef object _monotonic_loop_time = asyncio.BaseEventLoop.time
+
+cdef extern from *:
+    """
+    #include <time.h>
+    /* time.monotonic(), in seconds: the clock CPython reads on each platform. Not
+       CLOCK_MONOTONIC everywhere: on macOS it counts the time the machine slept, while
+       time.monotonic() (mach_absolute_time, CLOCK_UPTIME_RAW) does not, so deadlines
+       would drift by every sleep. */
+    static double turbows_monotonic(void) {
+    #if PY_VERSION_HEX >= 0x030D0000
+        PyTime_t t;
+        if (PyTime_MonotonicRaw(&t) == 0) return PyTime_AsSecondsDouble(t);
+        return 0.0;  /* cannot fail once time.monotonic() has worked (import time) */
+    #elif defined(__APPLE__)
+        return (double)clock_gettime_nsec_np(CLOCK_UPTIME_RAW) * 1e-9;
+    #else
+        struct timespec ts;
+    #ifdef CLOCK_HIGHRES
+        clock_gettime(CLOCK_HIGHRES, &ts);  /* Solaris, as CPython */
+    #else
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+    #endif
+        return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    #endif
+    }
+    """
+    double turbows_monotonic() nogil
+
+
+def _monotonic():
+    """The transport's clock, which must be ``time.monotonic()``'s (for the tests)."""
+    return turbows_monotonic()
 
 def send_nowait(self, message):
     """The compiled twin of :meth:`WebSocket.send_nowait` (same steps, same errors), which
@@ -112,11 +143,15 @@ cdef extern from *:
     #define TURBOWS_T_OBJECT_EX T_OBJECT_EX
     #define TURBOWS_READONLY READONLY
     #endif
-    /* Where a slot member descriptor keeps its value in an instance, or -1 if descr is
-       anything else (a property, a method, a read-only or non-object member). */
-    static Py_ssize_t turbows_slot_offset(PyObject *descr) {
+    /* Where a slot member descriptor keeps its value in an instance of cls, or -1 if descr
+       is anything else (a property, a method, a read-only or non-object member) or belongs
+       to a class cls does not derive from (a descriptor copied from another class: its
+       offset means nothing in cls's layout, and getattr raises TypeError). */
+    static Py_ssize_t turbows_slot_offset(PyObject *descr, PyObject *cls) {
         PyMemberDef *m;
-        if (Py_TYPE(descr) != &PyMemberDescr_Type) return -1;
+        if (Py_TYPE(descr) != &PyMemberDescr_Type || !PyType_Check(cls)) return -1;
+        if (!PyType_IsSubtype((PyTypeObject *)cls, ((PyDescrObject *)descr)->d_type))
+            return -1;
         m = ((PyMemberDescrObject *)descr)->d_member;
         if (m->type != TURBOWS_T_OBJECT_EX || (m->flags & TURBOWS_READONLY) || m->offset <= 0)
             return -1;
@@ -127,7 +162,7 @@ cdef extern from *:
         return *(PyObject **)((char *)obj + off);
     }
     """
-    Py_ssize_t turbows_slot_offset(object descr)
+    Py_ssize_t turbows_slot_offset(object descr, object cls)
     PyObject *turbows_slot(PyObject *obj, Py_ssize_t off)
 
 
@@ -138,7 +173,7 @@ cdef Py_ssize_t _slot_offset(type cls, str name) except -2:
         return -1
     # A data descriptor found on the class (a slot member is one) wins over everything
     # else in an instance lookup; getattr on the class finds it in MRO order, as it does.
-    return turbows_slot_offset(getattr(cls, name, None))
+    return turbows_slot_offset(getattr(cls, name, None), cls)
 
 
 cdef inline object _slot(object obj, type cls, Py_ssize_t off, str name):
@@ -548,7 +583,7 @@ cdef class SocketTransport:
     cdef bint _view_ok           # conn's parser is the compiled FrameParser (see _deliver)
     cdef object _conn_take       # conn._take, the writer's take (see _send_frames)
     cdef object _take_parts      # the compiled writer's _take_parts, or None
-    cdef object _loop_time       # loop.time, or None to read CLOCK_MONOTONIC from C
+    cdef object _loop_time       # loop.time, or None to read time.monotonic()'s clock from C
     cdef bint _corked            # _deliver runs on_message callbacks: send_nowait only frames
     cdef int _errno              # of the send that failed (see _send)
     cdef object _writer          # the connection's compiled FrameWriter, or None
@@ -630,11 +665,9 @@ cdef class SocketTransport:
         return _slot(self._conn, self._conn_type, off, name)
 
     cdef double _now(self) except? -1.0:
-        cdef timespec ts
         if self._loop_time is not None:
             return self._loop_time()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
+        return turbows_monotonic()
 
     # -- readers and writers -----------------------------------------------------------------
 
