@@ -11,8 +11,14 @@ import codecs
 import os
 from typing import Any, List, Optional, Union
 
-from ._enums import MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, close_code, is_valid_close_code
-from .exceptions import ProtocolError
+from ._enums import (
+    MAX_CLOSE_REASON,
+    MAX_CONTROL_PAYLOAD,
+    CloseCode,
+    close_code,
+    is_valid_close_code,
+)
+from .exceptions import ConcurrentUseError, ProtocolError, _interrupted, _wrong_type
 
 __all__ = [
     "apply_mask",
@@ -180,15 +186,19 @@ class Utf8Validator:
 
 
 # --------------------------------------------------------------------------------------------
-# Items produced by the parser. They are also the connection's message events.
+# Items produced by the parser. They are also the connection's message events. Their
+# constructors accept what the C codec's accept: exact str/bytes/int, nothing that can be part
+# of a reference cycle (the C codec keeps these objects out of the cyclic GC).
 
 
 class _DataMessage:
     __slots__ = ("data", "final")
 
-    def __init__(self, data: Any, final: bool = True) -> None:
+    def __init__(self, data: Union[bytes, str], final: bool = True) -> None:
+        if type(data) is not bytes and type(data) is not str:
+            raise _wrong_type("data", "bytes or str", data)
         self.data = data
-        self.final = final
+        self.final = bool(final)
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
@@ -222,6 +232,8 @@ class _ControlMessage:
     __slots__ = ("payload",)
 
     def __init__(self, payload: bytes = b"") -> None:
+        if type(payload) is not bytes:
+            raise _wrong_type("payload", "bytes", payload)
         self.payload = payload
 
     def __eq__(self, other: object) -> bool:
@@ -258,6 +270,10 @@ class CloseReceived:
     __slots__ = ("code", "reason")
 
     def __init__(self, code: int, reason: str = "") -> None:
+        if type(code) is not int and type(code) is not CloseCode:
+            raise _wrong_type("code", "int", code)
+        if type(reason) is not str:
+            raise _wrong_type("reason", "str", reason)
         self.code = code
         self.reason = reason
 
@@ -317,6 +333,8 @@ def encode_close(code: Optional[int] = None, reason: str = "") -> bytes:
 
 _NEED_HEADER = 0
 _IN_PAYLOAD = 1
+
+_INTERRUPTED = _interrupted(MemoryError())
 
 
 class FrameParser:
@@ -380,6 +398,9 @@ class FrameParser:
         self._error: Optional[ProtocolError] = None
         self._closed = False
         self.controls = 0
+        # Emptied by a running feed(): another thread's (or the inflater's) feed() is refused
+        # with ConcurrentUseError, as in the C codec. (list.pop is atomic; a lock costs more.)
+        self._idle = [True]
 
     @property
     def closed(self) -> bool:
@@ -402,26 +423,48 @@ class FrameParser:
         Raises:
             ProtocolError: the peer broke the protocol; ``code`` is the close code to send and
                 ``items`` holds what was completed before the violation. The parser stays
-                failed: every later call raises the same error.
+                failed: every later call raises the same error. An exception other than a
+                protocol error (MemoryError, KeyboardInterrupt, an error from the inflater)
+                interrupting a call leaves the stream at an unknown point: it propagates, and
+                every later call raises a ProtocolError with code 1011.
+            ConcurrentUseError: another call is running (another thread, or the inflater
+                calling back); that call is not disturbed.
         """
-        data = _as_bytes(data)
-        self.controls = 0
-        if self._error is not None:
-            raise ProtocolError(self._error.code, self._error.reason)
-        out: List[Any] = []
-        if self._closed:
-            return out
         try:
-            self._parse(self._buf + data if self._buf else data, out)
-        except ProtocolError as exc:
-            self._error = exc
-            self._buf = b""
-            self._msg_size = 0  # nothing is buffered once failed (``buffered`` is 0)
-            self._payload = []
-            self._msg_parts = []
-            exc.items = out
-            raise
-        return out
+            self._idle.pop()
+        except IndexError:
+            raise ConcurrentUseError("FrameParser.feed()") from None
+        try:
+            self.controls = 0
+            data = _as_bytes(data)
+            if self._error is not None:
+                raise ProtocolError(self._error.code, self._error.reason)
+            out: List[Any] = []
+            if self._closed:
+                return out
+            try:
+                self._parse(self._buf + data if self._buf else data, out)
+            except ProtocolError as exc:
+                self._fail(exc)
+                exc.items = out
+                raise
+            except BaseException as exc:
+                # Part of the chunk was consumed, and the items it completed go with this
+                # call: no later call can resume the stream correctly.
+                self._fail(_INTERRUPTED)
+                self._error = _interrupted(exc)
+                raise
+            return out
+        finally:
+            self._idle.append(True)
+
+    def _fail(self, error: ProtocolError) -> None:
+        """Stay failed with ``error``; nothing is buffered once failed (``buffered`` is 0)."""
+        self._error = error
+        self._buf = b""
+        self._msg_size = 0
+        self._payload = []
+        self._msg_parts = []
 
     def _parse(self, buf: bytes, out: List[Any]) -> None:
         pos = 0
@@ -641,18 +684,26 @@ class FrameParser:
 _POOL_SIZE = 4096
 
 
+_urandom = os.urandom
+
+
 class _MaskPool:
     """Masking keys from a buffered pool of ``os.urandom`` bytes (RFC 6455 10.3)."""
 
     __slots__ = ("_pool", "_pos")
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the pooled keys. A child process starts with a copy of its parent's pool:
+        both would mask their next frames with the same keys."""
         self._pool = b""
         self._pos = 0
 
     def key(self) -> bytes:
         if self._pos + 4 > len(self._pool):
-            self._pool = os.urandom(_POOL_SIZE)
+            self._pool = _urandom(_POOL_SIZE)
             self._pos = 0
         key = self._pool[self._pos : self._pos + 4]
         self._pos += 4
@@ -660,6 +711,9 @@ class _MaskPool:
 
 
 _mask_pool = _MaskPool()
+_reset_mask_pool = _mask_pool.reset
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork()
+    os.register_at_fork(after_in_child=_reset_mask_pool)
 
 
 def _header(opcode: int, length: int, fin: bool, rsv: int, masked: bool) -> bytes:
@@ -730,34 +784,71 @@ class FrameWriter:
     def __init__(self, *, mask: bool = False) -> None:
         self._mask = bool(mask)
         self._out = bytearray()
+        # Emptied by a running call: another thread's call is refused with
+        # ConcurrentUseError, as in the C codec.
+        self._idle = [True]
 
     def frame(
         self, opcode: int, payload: Union[BytesLike, str], fin: bool = True, rsv: int = 0
     ) -> None:
-        """Append one frame; arguments as for :func:`build_frame`."""
-        data = _payload_bytes(payload)
-        _check_frame(opcode, len(data), fin, rsv)
-        self._out += _header(opcode, len(data), fin, rsv, self._mask)
-        if self._mask:
-            key = _mask_pool.key()
-            self._out += key
-            self._out += _xor(data, key)
-        else:
-            self._out += data
+        """Append one frame; arguments as for :func:`build_frame`.
+
+        Raises:
+            ConcurrentUseError: another call on this writer is running (another thread).
+        """
+        self._append("frame", opcode, payload, fin, rsv)
+
+    def _append(
+        self, call: str, opcode: int, payload: Union[BytesLike, str], fin: bool, rsv: int
+    ) -> None:
+        try:
+            self._idle.pop()
+        except IndexError:
+            raise ConcurrentUseError(f"FrameWriter.{call}()") from None
+        try:
+            data = _payload_bytes(payload)
+            _check_frame(opcode, len(data), fin, rsv)
+            header = _header(opcode, len(data), fin, rsv, self._mask)
+            key = b""
+            if self._mask:
+                key = _mask_pool.key()
+                data = _xor(data, key)
+            out = self._out
+            size = len(out)
+            try:
+                out += header
+                out += key
+                out += data
+            except BaseException:
+                del out[size:]  # no partial frame left by an append interrupted
+                raise
+        finally:
+            self._idle.append(True)
 
     def text(self, payload: str) -> None:
-        """Append a whole text message in one frame."""
-        self.frame(_OP_TEXT, payload)
+        """Append a whole text message in one frame (ConcurrentUseError as for ``frame``)."""
+        self._append("text", _OP_TEXT, payload, True, 0)
 
     def binary(self, payload: BytesLike) -> None:
-        """Append a whole binary message in one frame."""
-        self.frame(_OP_BINARY, payload)
+        """Append a whole binary message in one frame (ConcurrentUseError as for ``frame``)."""
+        self._append("binary", _OP_BINARY, payload, True, 0)
 
     def take(self) -> bytes:
-        """Return the bytes written so far and empty the buffer."""
-        out = bytes(self._out)
-        self._out.clear()
-        return out
+        """Return the bytes written so far and empty the buffer.
+
+        Raises:
+            ConcurrentUseError: another call on this writer is running (another thread).
+        """
+        try:
+            self._idle.pop()
+        except IndexError:
+            raise ConcurrentUseError("FrameWriter.take()") from None
+        try:
+            out = bytes(self._out)
+            self._out.clear()
+            return out
+        finally:
+            self._idle.append(True)
 
     def _take_parts(self) -> bytes:
         """Like :meth:`take` (the compiled twin may return a large frame as its header and

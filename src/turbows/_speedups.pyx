@@ -27,9 +27,11 @@ from libc.string cimport memcpy, memmove
 
 import os as _os
 
+from ._enums import CloseCode as _CloseCode
 from ._enums import close_code as _close_code
 from ._enums import is_valid_close_code as _is_valid_close_code
-from .exceptions import ProtocolError
+from .exceptions import ConcurrentUseError, ProtocolError
+from .exceptions import _interrupted, _wrong_type
 
 
 cdef extern from "Python.h":
@@ -364,13 +366,17 @@ cdef class Utf8Validator:
 # ---------------------------------------------------------------------------------------------
 # Items produced by the parser. They are also the connection's message events. They hold only
 # str/bytes/int/bool, so they cannot be part of a reference cycle: keeping them out of the
-# cyclic GC stops it from running while thousands of them are created per chunk.
+# cyclic GC stops it from running while thousands of them are created per chunk. Their
+# constructors enforce it (exact types: an instance of a subclass may hold a cycle), as the
+# pure-Python twin's do.
 
 # _DataMessage's attributes are declared in _speedups.pxd.
 @cython.no_gc
 @cython.freelist(512)
 cdef class _DataMessage:
     def __init__(self, data, final=True):
+        if type(data) is not bytes and type(data) is not str:
+            raise _wrong_type("data", "bytes or str", data)
         self.data = data
         self.final = final
 
@@ -407,6 +413,8 @@ cdef class _ControlMessage:
     cdef readonly bytes payload
 
     def __init__(self, payload=b""):
+        if type(payload) is not bytes:
+            raise _wrong_type("payload", "bytes", payload)
         self.payload = payload
 
     def __eq__(self, other):
@@ -446,6 +454,10 @@ cdef class CloseReceived:
     cdef readonly str reason
 
     def __init__(self, code, reason=""):
+        if type(code) is not int and type(code) is not _CloseCode:
+            raise _wrong_type("code", "int", code)
+        if type(reason) is not str:
+            raise _wrong_type("reason", "str", reason)
         self.code = code
         self.reason = reason
 
@@ -519,6 +531,8 @@ def encode_close(code=None, str reason=""):
 DEF NEED_HEADER = 0
 DEF IN_PAYLOAD = 1
 
+_INTERRUPTED = _interrupted(MemoryError())
+
 
 cdef class FrameParser:
     """Incremental receive-side parser: bytes in, assembled messages and control frames out.
@@ -576,6 +590,9 @@ cdef class FrameParser:
     cdef long long _plain_size
     cdef object _error
     cdef bint _closed
+    # A feed() is running: _parse may release the GIL (long payloads) or call the inflater,
+    # and another thread's feed() would then reallocate or free _mbuf under it.
+    cdef bint _busy
     cdef public int controls
 
     def __cinit__(self):
@@ -627,10 +644,17 @@ cdef class FrameParser:
         Raises:
             ProtocolError: the peer broke the protocol; ``code`` is the close code to send and
                 ``items`` holds what was completed before the violation. The parser stays
-                failed: every later call raises the same error.
+                failed: every later call raises the same error. An exception other than a
+                protocol error (MemoryError, KeyboardInterrupt, an error from the inflater)
+                interrupting a call leaves the stream at an unknown point: it propagates, and
+                every later call raises a ProtocolError with code 1011.
+            ConcurrentUseError: another call is running (another thread, or the inflater
+                calling back); that call is not disturbed.
         """
         cdef Py_buffer view
         cdef list out = []
+        if self._busy:
+            raise ConcurrentUseError("FrameParser.feed()")
         self.controls = 0
         if type(data) is bytes:
             if self._error is not None:
@@ -650,17 +674,32 @@ cdef class FrameParser:
         return out
 
     cdef int _run(self, const uint8_t *p, Py_ssize_t n, list out) except -1:
+        self._busy = True
         try:
             self._parse(p, n, out)
         except ProtocolError as exc:
-            self._error = exc
-            self._hdr_len = 0
-            self._mlen = 0
-            self._msg_size = 0  # nothing is buffered once failed (``buffered`` is 0)
-            self._release_buffer()
+            self._fail(exc)
             exc.items = out
             raise
+        except BaseException as exc:
+            # Part of the chunk was consumed, and the items it completed go with this call:
+            # no later call can resume the stream correctly. (A prebuilt error first, in
+            # case building the one that names the exception fails too.)
+            self._fail(_INTERRUPTED)
+            self._error = _interrupted(exc)
+            raise
+        finally:
+            self._busy = False
         return 0
+
+    cdef void _fail(self, object error) noexcept:
+        """Stay failed with ``error``; nothing is buffered once failed (``buffered`` is 0)."""
+        self._error = error
+        self._hdr_len = 0
+        self._mlen = 0
+        self._msg_size = 0
+        self._tail_len = 0
+        self._release_buffer()
 
     cdef void _release_buffer(self) noexcept:
         free(self._mbuf)
@@ -986,6 +1025,17 @@ cdef Py_ssize_t _pool_pos = POOL_SIZE
 _urandom = _os.urandom
 
 
+def _reset_mask_pool():
+    """Forget the pooled keys. A child process starts with a copy of its parent's pool: both
+    would mask their next frames with the same keys."""
+    global _pool_pos
+    _pool_pos = POOL_SIZE
+
+
+if hasattr(_os, "register_at_fork"):  # not on Windows, which has no fork()
+    _os.register_at_fork(after_in_child=_reset_mask_pool)
+
+
 cdef inline int _next_key(uint8_t *key) except -1:
     global _pool_pos
     cdef bytes fresh
@@ -1147,6 +1197,7 @@ cdef class FrameWriter:
     # writes both with one writev: no copy of the payload in user space) or take() to join.
     # The same rule applies: a later append moves it into the buffer first.
     cdef tuple _parked
+    cdef bint _busy
 
     def __cinit__(self):
         self._buf = NULL
@@ -1224,53 +1275,93 @@ cdef class FrameWriter:
         self._parked = None
         return 0
 
+    # Every public method that changes the writer is guarded by _busy (ConcurrentUseError):
+    # _put may release the GIL (os.urandom, masking a long payload) while it writes into
+    # _buf, which another thread's call would reallocate or free.
+
     def frame(self, opcode, payload, fin=True, rsv=0):
-        """Append one frame; arguments as for :func:`build_frame`."""
+        """Append one frame; arguments as for :func:`build_frame`.
+
+        Raises:
+            ConcurrentUseError: another call on this writer is running (another thread).
+        """
+        if self._busy:
+            raise ConcurrentUseError("FrameWriter.frame()")
+        self._busy = True
+        try:
+            self._frame(opcode, payload, fin, rsv)
+        finally:
+            self._busy = False
+
+    cdef int _frame(self, object opcode, object payload, object fin, object rsv) except -1:
         cdef _Payload pl = _payload(payload)
         cdef bint f = bool(fin)
         _check_frame(opcode, pl.size, f, rsv)
         self._append((0x80 if f else 0) | <int>rsv | <int>opcode, pl.ptr, pl.size)
+        return 0
 
     def text(self, payload):
-        """Append a whole text message in one frame."""
+        """Append a whole text message in one frame (ConcurrentUseError as for ``frame``)."""
         cdef bytes raw
-        if type(payload) is not str:
-            self.frame(OP_TEXT, payload)
-        elif PyUnicode_IS_ASCII(payload):
-            if PyUnicode_GET_LENGTH(payload) < WHOLE_FRAME_MIN:  # the common case, first
-                self._append(0x81, <const uint8_t *>PyUnicode_DATA(payload),
-                             PyUnicode_GET_LENGTH(payload))
+        if self._busy:
+            raise ConcurrentUseError("FrameWriter.text()")
+        self._busy = True
+        try:
+            if type(payload) is not str:
+                self._frame(OP_TEXT, payload, True, 0)
+            elif PyUnicode_IS_ASCII(payload):
+                if PyUnicode_GET_LENGTH(payload) < WHOLE_FRAME_MIN:  # the common case, first
+                    self._append(0x81, <const uint8_t *>PyUnicode_DATA(payload),
+                                 PyUnicode_GET_LENGTH(payload))
+                else:
+                    self._append_object(0x81, payload, <const uint8_t *>PyUnicode_DATA(payload),
+                                        PyUnicode_GET_LENGTH(payload))
             else:
-                self._append_object(0x81, payload, <const uint8_t *>PyUnicode_DATA(payload),
-                                    PyUnicode_GET_LENGTH(payload))
-        else:
-            raw = PyUnicode_AsUTF8String(payload)
-            self._append_object(0x81, raw, <const uint8_t *>PyBytes_AS_STRING(raw),
-                                PyBytes_GET_SIZE(raw))
+                raw = PyUnicode_AsUTF8String(payload)
+                self._append_object(0x81, raw, <const uint8_t *>PyBytes_AS_STRING(raw),
+                                    PyBytes_GET_SIZE(raw))
+        finally:
+            self._busy = False
 
     def binary(self, payload):
-        """Append a whole binary message in one frame."""
+        """Append a whole binary message in one frame (ConcurrentUseError as for ``frame``)."""
         cdef Py_buffer view
-        if type(payload) is str:
-            self.frame(OP_BINARY, payload)
-        elif type(payload) is bytes:
-            if PyBytes_GET_SIZE(payload) < WHOLE_FRAME_MIN:
-                self._append(0x82, <const uint8_t *>PyBytes_AS_STRING(payload),
-                             PyBytes_GET_SIZE(payload))
+        if self._busy:
+            raise ConcurrentUseError("FrameWriter.binary()")
+        self._busy = True
+        try:
+            if type(payload) is str:
+                self._frame(OP_BINARY, payload, True, 0)
+            elif type(payload) is bytes:
+                if PyBytes_GET_SIZE(payload) < WHOLE_FRAME_MIN:
+                    self._append(0x82, <const uint8_t *>PyBytes_AS_STRING(payload),
+                                 PyBytes_GET_SIZE(payload))
+                else:
+                    self._append_object(0x82, payload,
+                                        <const uint8_t *>PyBytes_AS_STRING(payload),
+                                        PyBytes_GET_SIZE(payload))
             else:
-                self._append_object(0x82, payload, <const uint8_t *>PyBytes_AS_STRING(payload),
-                                    PyBytes_GET_SIZE(payload))
-            return
-        else:
-            _get_buffer(payload, &view, False)
-            try:
-                self._append(0x82, <const uint8_t *>view.buf, view.len)
-            finally:
-                PyBuffer_Release(&view)
+                _get_buffer(payload, &view, False)
+                try:
+                    self._append(0x82, <const uint8_t *>view.buf, view.len)
+                finally:
+                    PyBuffer_Release(&view)
+        finally:
+            self._busy = False
 
     def take(self):
-        """Return the bytes written so far and empty the buffer."""
-        return self._take()
+        """Return the bytes written so far and empty the buffer.
+
+        Raises:
+            ConcurrentUseError: another call on this writer is running (another thread).
+        """
+        if self._busy:
+            raise ConcurrentUseError("FrameWriter.take()")
+        self._busy = True
+        try:
+            return self._take()
+        finally:
+            self._busy = False
 
     cdef bytes _take(self):
         cdef bytes out = self._whole
@@ -1310,7 +1401,9 @@ cdef class FrameWriter:
         returns bytes."""
         cdef tuple parts = self._parked
         if parts is None:
-            return self._take()
+            return self.take()
+        if self._busy:
+            raise ConcurrentUseError("FrameWriter.take()")
         self._parked = None
         return parts
 
@@ -1330,6 +1423,8 @@ cdef Py_ssize_t writer_buffered(object writer, const char **data) except -2:
     ``data[0]`` and their size; or -1 if a large frame waits apart from the buffer (take it
     with ``take`` or ``_take_parts``). The bytes stay valid until the writer is used again."""
     cdef FrameWriter w = <FrameWriter?>writer
+    if w._busy:
+        raise ConcurrentUseError("FrameWriter.take()")
     if w._whole is not None or w._parked is not None:
         return -1
     data[0] = <const char *>w._buf
@@ -1339,5 +1434,8 @@ cdef Py_ssize_t writer_buffered(object writer, const char **data) except -2:
 cdef int writer_consumed(object writer) except -1:
     """Forget what :func:`writer_buffered` showed (the caller sent or copied it), as
     ``take`` would have."""
-    (<FrameWriter?>writer)._clear()
+    cdef FrameWriter w = <FrameWriter?>writer
+    if w._busy:
+        raise ConcurrentUseError("FrameWriter.take()")
+    w._clear()
     return 0

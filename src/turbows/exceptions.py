@@ -48,4 +48,35 @@ class ConcurrentUseError(TurboWSError, RuntimeError):
     parser's inflater re-enters the parser's ``feed``. Codec objects, like the connections
     that own them, are meant for one thread at a time: give each thread its own, or hold a
     lock around every call. The call already running is not disturbed.
+
+    Args:
+        call: the call refused, such as ``"FrameParser.feed()"``.
     """
+
+    def __init__(self, call: str) -> None:
+        super().__init__(
+            f"{call} was called while another call on the same object was running (two"
+            " threads at once, or a callback re-entering it): use one object per thread,"
+            " or a lock around every call"
+        )
+
+
+# Errors both codecs build the same way (turbows._speedups and turbows._codec_py).
+
+
+def _interrupted(exc: BaseException) -> ProtocolError:
+    """What a parser raises from every ``feed`` after one was interrupted by ``exc``, an
+    exception that is not a protocol error (MemoryError, KeyboardInterrupt, an error from the
+    inflater): the stream cannot be resumed from an unknown point, so the connection has to
+    end, with 1011 (internal error)."""
+    return ProtocolError(
+        CloseCode.INTERNAL_ERROR,
+        f"parser unusable: an earlier feed() was interrupted by {type(exc).__name__[:40]}",
+    )
+
+
+def _wrong_type(what: str, expected: str, value: object) -> TypeError:
+    """The TypeError of a message constructor given a value of another type (subclasses are
+    refused too: the C codec's messages are not tracked by the cyclic GC, so they may only
+    hold objects that cannot be part of a reference cycle)."""
+    return TypeError(f"{what} must be {expected}, not {type(value).__name__!r}")

@@ -138,3 +138,21 @@ def test_compiled_transport_is_clean_under_asan_and_ubsan(sanitized: Dict[str, s
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-6000:]
     assert " passed" in run.stdout.splitlines()[-1] and " failed" not in run.stdout
     _clean(run)
+
+
+def test_codec_objects_hammered_by_threads_are_clean_under_asan_and_ubsan(
+    sanitized: Dict[str, str],
+) -> None:
+    """tests/codec/threaded_stress.py against the sanitized build: every codec object shared
+    by several threads, large payloads, buffers resized meanwhile."""
+    stress = ROOT / "tests" / "codec" / "threaded_stress.py"
+    run = subprocess.run(
+        [sys.executable, str(stress), "turbows._speedups", "all", "2"],
+        env=sanitized,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-6000:]
+    assert run.stdout.splitlines()[-1] == "ok", run.stdout
+    _clean(run)
