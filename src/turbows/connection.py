@@ -79,6 +79,13 @@ _OP_PONG: Final = int(Opcode.PONG)
 _UNANCHORED: Final = float("-inf")
 #: Unanswered pings remembered for matching; older ones are forgotten beyond this.
 _MAX_PINGS: Final = 64
+#: Pings of one chunk of data answered each with its own pong; beyond this the rest get one
+#: pong, for the last of them (RFC 6455 5.5.3), so that a chunk full of tiny pings cannot
+#: make the connection frame a pong per ping (a 256 KiB read holds 131072 of a server's
+#: empty pings, whose masked pongs would take 768 KiB).
+_PONGS_PER_CHUNK: Final = 32
+#: ``_pong_hold`` while pongs are throttled and no pong is held (see throttle_pongs).
+_NO_PONG: Final = False
 #: Bytes a client may send after its request and before the server's answer. RFC 6455 4.1
 #: says it MUST wait for the response; a little pipelining is tolerated, not a flood.
 _MAX_EARLY_DATA: Final = 1 << 16
@@ -134,6 +141,7 @@ class _Connection:
         "_pong_due",
         "_close_due",
         "_pings",
+        "_pong_hold",
         "_missed",
         "_seq",
         "latency",
@@ -212,6 +220,9 @@ class _Connection:
         self._pong_due: Optional[float] = None
         self._close_due: Optional[float] = None
         self._pings: List[Tuple[bytes, Optional[float], bool]] = []
+        # None: pings are answered at once; else throttle_pongs is on, and this is the
+        # payload of the one pong held back (bytes) or _NO_PONG.
+        self._pong_hold: Union[bool, bytes, None] = None
         self._missed = 0
         self._seq = 0
         self.latency: Optional[float] = None
@@ -395,6 +406,28 @@ class _Connection:
             self._refuse("pong")
         self._frame(_OP_PONG, payload)
 
+    def throttle_pongs(self, throttled: bool) -> None:
+        """Hold back the answers to pings while the peer does not take what is sent.
+
+        The I/O layer turns this on when its write buffer goes above its high-water mark and
+        off when the buffer has drained. While on, pings are still received (``Ping`` events)
+        but at most one pong waits, the most recent ping's (RFC 6455 5.5.3 allows answering
+        only that one), instead of a pong per ping: a peer that sends pings and never reads
+        cannot make the connection buffer without limit. Turning it off frames that pong, if
+        any, for the next ``data_to_send()`` (unless the closing handshake has started).
+
+        Args:
+            throttled: True to hold pongs back, False to answer pings at once again.
+        """
+        if throttled:
+            if self._pong_hold is None:
+                self._pong_hold = _NO_PONG
+            return
+        held = self._pong_hold
+        self._pong_hold = None
+        if type(held) is bytes and self._state is _OPEN:
+            self._frame(_OP_PONG, held)
+
     def close(
         self, code: Optional[int] = 1000, reason: str = "", now: Optional[float] = None
     ) -> None:
@@ -560,19 +593,34 @@ class _Connection:
         pong_cls = codec.Pong
         close_cls = codec.CloseReceived
         append = self._events.append
+        answered = 0
+        late: Optional[bytes] = None  # the last ping past _PONGS_PER_CHUNK, not answered yet
         for item in items:
             kind = type(item)
             append(item)
             if kind is ping_cls:
                 # RFC 6455 5.5.2: answer with a pong carrying the same payload. It goes to the
                 # writer now, so it leaves before any data the application sends later.
-                if self._close_received is None:
+                if self._close_received is not None:
+                    continue
+                if self._pong_hold is not None:
+                    # Throttled: RFC 6455 5.5.3 allows answering only the most recent ping.
+                    self._pong_hold = bytes(item.payload)
+                elif answered < _PONGS_PER_CHUNK:
                     self._frame(_OP_PONG, item.payload)
+                    answered += 1
+                else:
+                    late = item.payload
             elif kind is pong_cls:
                 if self._pings:
                     self._match_pong(item.payload, now)
             elif kind is close_cls:
+                if late is not None:
+                    self._frame(_OP_PONG, late)  # before the close frame, not after it
+                    late = None
                 self._close_frame(item, now)
+        if late is not None:
+            self._frame(_OP_PONG, late)
 
     def _match_pong(self, payload: bytes, now: Optional[float]) -> None:
         pings = self._pings

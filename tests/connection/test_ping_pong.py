@@ -37,6 +37,47 @@ def test_pings_are_answered_with_their_payload_before_later_data(codec):
     ]
 
 
+def test_while_pongs_are_throttled_only_the_most_recent_ping_is_answered(codec):
+    """RFC 6455 5.5.3: while the I/O layer's write buffer is above its mark, a peer sending
+    pings makes the connection hold one pong, the latest ping's, not one per ping."""
+    server = open_server(codec)
+    server.throttle_pongs(True)
+    for i in range(1000):
+        server.receive_data(client_frame(codec, 9, b"p%d" % i))
+    assert len(server.events()) == 1000  # every ping is still an event
+    assert server.data_to_send() == b""
+    server.send_text("data")
+    server.throttle_pongs(False)
+    assert _sent(codec, server) == [codec.TextMessage("data"), codec.Pong(b"p999")]
+    server.throttle_pongs(False)  # nothing held any more
+    server.receive_data(client_frame(codec, 9, b"again"))
+    assert _sent(codec, server) == [codec.Pong(b"again")]
+
+
+def test_throttled_pong_is_dropped_once_the_closing_handshake_started(codec):
+    server = open_server(codec)
+    server.throttle_pongs(True)
+    server.receive_data(client_frame(codec, 9, b"late"))
+    server.close(1000)
+    server.throttle_pongs(False)
+    assert [type(f) for f in _sent(codec, server)] == [codec.CloseReceived]
+
+
+def test_a_chunk_of_many_pings_gets_a_bounded_number_of_pongs(codec):
+    """Pings in one chunk of data: the first 32 get their own pong, then only the last of
+    the rest (RFC 6455 5.5.3), and that pong still leaves before a close frame that follows."""
+    client = open_client(codec)
+    data = b"".join(server_frame(codec, 9, b"%d" % i) for i in range(5000))
+    client.receive_data(data)
+    assert _sent(codec, client, from_client=True) == [
+        codec.Pong(b"%d" % i) for i in list(range(32)) + [4999]
+    ]
+    client.receive_data(data + server_frame(codec, 8, codec.encode_close(1000, "")))
+    sent = _sent(codec, client, from_client=True)
+    assert sent[-2:] == [codec.Pong(b"4999"), codec.CloseReceived(1000, "")]
+    assert len(sent) == 34
+
+
 def test_ping_is_answered_even_between_fragments(codec):
     server = open_server(codec)
     server.receive_data(

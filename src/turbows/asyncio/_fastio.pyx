@@ -102,8 +102,12 @@ def send_nowait(self, message):
         # Corked while _deliver runs the on_message callbacks: it writes what they framed.
         if not fast._corked:
             fast._send_frames()
+            if fast._writing_paused:
+                self._pause_for_writes()
     elif not self._corked:
         transport.write(conn.data_to_send())
+        if self._write_paused:
+            self._pause_for_writes()
 
 
 def push(self):
@@ -824,6 +828,10 @@ cdef class SocketTransport:
         if callback is not None:
             self._corked = False
             self._send_frames()
+            if self._writing_paused:
+                # The answers went over the high-water mark: read no more until they drain
+                # (WebSocket._pause_for_writes).
+                ws._pause_for_writes()
         if other:
             ws._dispatch(events)
             ws._after()

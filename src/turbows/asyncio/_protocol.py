@@ -124,6 +124,7 @@ class WebSocket(asyncio.Protocol):
         "_max_queue",
         "_reading_paused",
         "_write_paused",
+        "_paused_for_writes",
         "_on_message",
         "_corked",
         # slower paths
@@ -151,8 +152,11 @@ class WebSocket(asyncio.Protocol):
         self._queue: List[Message] = []
         self._head = 0
         self._waiter: Optional[asyncio.Future[None]] = None
-        self._reading_paused = False
+        self._reading_paused = False  # the queue for recv is full
         self._write_paused = False
+        # Reading stopped because something was written without waiting while the write
+        # buffer was above its high-water mark (see _pause_for_writes).
+        self._paused_for_writes = False
         self._on_message: Optional[Callable[[Message], Any]] = None
         # True while on_message callbacks run for one read: their send_nowait calls are
         # framed at once and written together when the read is done.
@@ -323,8 +327,15 @@ class WebSocket(asyncio.Protocol):
     def send_nowait(self, message: Union[Message, bytearray, memoryview]) -> None:
         """Send a whole message at once, without waiting for the write buffer to drain.
 
-        For callbacks (see :attr:`on_message`) and other synchronous code. Check
-        :attr:`writing_paused` to respect the peer's pace.
+        For callbacks (see :attr:`on_message`) and other synchronous code. A slow peer is
+        never waited for here, but it cannot make the write buffer grow without limit either:
+        when this leaves the buffer above its high-water mark (:attr:`writing_paused`), the
+        connection stops reading from the peer until the buffer drains to its low-water mark,
+        then reads again. Answers sent per message received (an ``on_message`` echo) thus
+        follow the peer's pace, and a peer that sends but never reads makes us hold at most
+        the write limit plus what one read brings. Code that sends on its own initiative
+        (timers, feeds) should check :attr:`writing_paused`, or use ``await send``, which
+        waits for the drain and keeps reading.
 
         Raises:
             ClosedOK, ClosedError: the connection is closing or closed.
@@ -343,6 +354,8 @@ class WebSocket(asyncio.Protocol):
             raise
         if not self._corked:
             self._transport.write(conn.data_to_send())
+            if self._write_paused:
+                self._pause_for_writes()
 
     @property
     def writing_paused(self) -> bool:
@@ -359,6 +372,12 @@ class WebSocket(asyncio.Protocol):
         message of the read was handled (one system call rather than one per message).
         Messages already queued stay for ``recv``. An exception it raises
         is logged and closes the connection with 1011. Set it back to None to queue again.
+
+        Backpressure: when what the callbacks sent leaves the write buffer above its
+        high-water mark (the peer reads slower than it sends), reading from the peer stops
+        until the buffer drains (see :meth:`send_nowait`): ``ws.on_message = ws.send_nowait``
+        echoes at the peer's pace and never buffers more than the write limit plus the
+        answers to one read.
         """
         return self._on_message
 
@@ -483,6 +502,8 @@ class WebSocket(asyncio.Protocol):
             out = conn.data_to_send()
             if out:
                 self._transport.write(out)
+                if self._write_paused:
+                    self._pause_for_writes()
         if other:
             self._dispatch(events)
             self._after()
@@ -516,9 +537,20 @@ class WebSocket(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        # At most one unsent pong from now on, however many pings arrive.
+        self._conn.throttle_pongs(True)
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        conn = self._conn
+        conn.throttle_pongs(False)
+        self._flush()  # the pong held back, if any
+        if self._paused_for_writes:
+            self._paused_for_writes = False
+            if not self._reading_paused:
+                transport = self._transport
+                if transport is not None and not transport.is_closing():
+                    transport.resume_reading()
         self._wake_waiters()
 
     # ----------------------------------------------------------------------------------------
@@ -554,8 +586,22 @@ class WebSocket(asyncio.Protocol):
         if len(self._queue) - self._head <= self._options.low_queue:
             self._reading_paused = False
             transport = self._transport
-            if transport is not None and not transport.is_closing():
+            if transport is not None and not transport.is_closing() and not self._paused_for_writes:
                 transport.resume_reading()
+
+    def _pause_for_writes(self) -> None:
+        """Stop reading from the peer until the write buffer drains (``resume_writing``).
+
+        Called when something was written without waiting (``send_nowait``, so the answers
+        of ``on_message`` callbacks and ``broadcast``) while the buffer is above its
+        high-water mark: the flow-control rule of every turbows layer, so that a peer that
+        sends but does not read cannot make us buffer more than the write limit plus what
+        one read brings. ``await send`` waits for the drain instead, and keeps reading."""
+        if not self._paused_for_writes:
+            self._paused_for_writes = True
+            transport = self._transport
+            if transport is not None and not transport.is_closing():
+                transport.pause_reading()
 
     def _quick_waiter(self) -> "Optional[asyncio.Future[None]]":
         """The future ``_wait_message`` would wait on first, set as the waiter, when it has
@@ -855,7 +901,11 @@ def broadcast(
     as text, bytes-like as binary); on turbows's compiled transport a large ``bytes`` or ASCII
     ``str`` message is written to every socket from the same object, without a copy per
     connection. Nothing waits: what a socket does not take waits in that connection's write
-    buffer, so a slow reader's buffer grows with every broadcast, unless ``skip_slow``.
+    buffer. As with ``send_nowait``, a connection whose buffer this takes above its
+    high-water mark stops being read until it drains: a peer whose own messages are relayed
+    to everyone, itself included, cannot grow the server past its write limit by sending and
+    never reading. A slow reader's buffer still grows with what the others send, unless
+    ``skip_slow``.
 
     Args:
         connections: the connections, in any iterable (a server's ``connections`` set, a

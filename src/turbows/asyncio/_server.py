@@ -198,6 +198,12 @@ if not NO_EXTENSIONS:  # TURBOWS_NO_EXTENSIONS=1: no compiled code at all
 #: Seconds the fast listener stops accepting after running out of a resource (EMFILE, ...),
 #: as asyncio's own servers do (``asyncio.constants.ACCEPT_RETRY_DELAY``).
 ACCEPT_RETRY_DELAY = 1.0
+#: Connections the fast listener accepts at most per wake-up of the event loop (at most
+#: ``backlog``). The loop runs everything else between two batches, connections that failed
+#: at once (an RST storm) included, so a burst never holds more than this many new
+#: connections' objects at a time; the listening socket stays readable, so the next loop
+#: iteration accepts the next batch.
+ACCEPT_BATCH = 128
 _RESOURCE_ERRORS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
 
 #: The default of ``serve(..., fast_transport=...)``: on; ``TURBOWS_FAST_TRANSPORT=0`` turns it
@@ -226,7 +232,7 @@ class _FastListener:
             loop.add_reader(sock.fileno(), self._accept, sock)
 
     def _accept(self, listener: socket.socket) -> None:
-        for _ in range(self._backlog):
+        for _ in range(min(self._backlog, ACCEPT_BATCH)):
             try:
                 sock, addr = listener.accept()
             except (BlockingIOError, InterruptedError):
