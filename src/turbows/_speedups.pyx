@@ -1355,15 +1355,18 @@ cdef class FrameWriter:
         Raises:
             ConcurrentUseError: another call on this writer is running (another thread).
         """
+        return self._take()
+
+    cdef bytes _take(self):
         if self._busy:
             raise ConcurrentUseError("FrameWriter.take()")
         self._busy = True
         try:
-            return self._take()
+            return self._drain()
         finally:
             self._busy = False
 
-    cdef bytes _take(self):
+    cdef bytes _drain(self):
         cdef bytes out = self._whole
         cdef const uint8_t *data
         cdef Py_ssize_t n, h
@@ -1401,7 +1404,7 @@ cdef class FrameWriter:
         returns bytes."""
         cdef tuple parts = self._parked
         if parts is None:
-            return self.take()
+            return self._take()
         if self._busy:
             raise ConcurrentUseError("FrameWriter.take()")
         self._parked = None
