@@ -5,7 +5,10 @@ turbows.bench._echo_servers IMPL LOOP CORE``.
 reference), ``turbows`` (a handler task; ``turbows-cb``: the ``on_message`` callback mode;
 both on the default transport, turbows's compiled one unless ``TURBOWS_FAST_TRANSPORT=0``;
 ``turbows-loop`` and ``turbows-cb-loop``: the same on the event loop's transport),
-``websockets``, ``aiohttp`` or ``picows``; ``LOOP`` is ``asyncio`` or
+``websockets``, ``aiohttp`` or ``picows``; or uvicorn (``--http httptools``) running an ASGI
+echo app with a WebSocket protocol class: ``uvicorn-turbows``
+(``turbows.integrations.uvicorn:WebSocketProtocol``), ``uvicorn-websockets-sansio`` or
+``uvicorn-wsproto`` (uvicorn's own); ``LOOP`` is ``asyncio`` or
 ``uvloop``; ``CORE`` the CPU the process is pinned to (-1: not pinned). Every WebSocket server
 is the application its library documents for an echo: each message becomes a Python object
 (text as ``str``) handed to the application, which sends it back; pings from the server,
@@ -37,8 +40,18 @@ IMPLEMENTATIONS = (
     "websockets",
     "aiohttp",
     "picows",
+    "uvicorn-turbows",
+    "uvicorn-websockets-sansio",
+    "uvicorn-wsproto",
 )
 MAX_MESSAGE = 1 << 20
+
+#: uvicorn's ``--ws`` value for each uvicorn server.
+UVICORN_WS = {
+    "uvicorn-turbows": "turbows.integrations.uvicorn:WebSocketProtocol",
+    "uvicorn-websockets-sansio": "websockets-sansio",
+    "uvicorn-wsproto": "wsproto",
+}
 
 
 class _RawEcho(asyncio.Protocol):
@@ -146,6 +159,55 @@ async def _picows() -> Any:
     return server, server.sockets[0].getsockname()[1]
 
 
+async def _asgi_echo(scope: Any, receive: Any, send: Any) -> None:
+    """The ASGI echo: every message goes back as it came (text as ``str``)."""
+    if scope["type"] != "websocket":
+        return
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] != "websocket.receive":
+            return
+        text = message.get("text")
+        if text is not None:
+            await send({"type": "websocket.send", "text": text})
+        else:
+            await send({"type": "websocket.send", "bytes": message["bytes"]})
+
+
+async def _uvicorn(ws: str) -> Any:
+    """uvicorn serving :func:`_asgi_echo` with the WebSocket class ``ws``, on the running loop
+    (the process's asyncio or uvloop) and httptools; heartbeat and compression off as for the
+    other servers, no access log."""
+    import socket
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((HOST, 0))
+    config = uvicorn.Config(
+        _asgi_echo,
+        http="httptools",
+        ws=ws,
+        lifespan="off",
+        access_log=False,
+        log_level="critical",
+        ws_max_size=MAX_MESSAGE,
+        ws_ping_interval=None,
+        ws_per_message_deflate=False,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("uvicorn stopped before it started")
+        await asyncio.sleep(0.01)
+    return (server, task), sock.getsockname()[1]
+
+
 STARTERS: dict[str, Callable[[], Awaitable[Any]]] = {
     "raw": _raw,
     "turbows": _turbows,
@@ -155,6 +217,7 @@ STARTERS: dict[str, Callable[[], Awaitable[Any]]] = {
     "websockets": _websockets,
     "aiohttp": _aiohttp,
     "picows": _picows,
+    **{name: (lambda ws=ws: _uvicorn(ws)) for name, ws in UVICORN_WS.items()},
 }
 
 
