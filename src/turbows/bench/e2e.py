@@ -24,6 +24,11 @@ Benchmarks (``LOOP`` is ``asyncio`` or ``uvloop``):
     ``e2e-50conn-cpu/LOOP``: the same load, timed by the server process's CPU clock (the sum
     of its threads' on-CPU time from ``/proc/<pid>/task/*/schedstat``, in ns): the server's
     CPU time per message.
+    ``e2e-uvicorn/uvloop`` and ``e2e-uvicorn-cpu/uvloop``: the same 50-connection load on
+    uvicorn (uvloop, ``--http httptools``) running an ASGI echo app, with turbows's WebSocket
+    class (``turbows.integrations.uvicorn:WebSocketProtocol``, named turbows C here) and with
+    uvicorn's own ``websockets-sansio`` and ``wsproto`` classes: messages/s, and the server's
+    CPU time per message (issue 15).
     ``e2e-idle-rss/LOOP``: growth of the server's resident memory (``VmRSS``) per open idle
     connection, over 2,000 connections (1,000 with ``--quick``), after a warm-up connection.
 
@@ -57,10 +62,16 @@ CONC_SIZE = 32
 SERVER_CORE = 0
 CLIENT_CORE = 1
 
-BENCHMARKS = tuple(
-    f"{name}/{loop}"
-    for loop in LOOPS
-    for name in ("e2e-rr", "e2e-rr-1core", "e2e-50conn", "e2e-50conn-cpu", "e2e-idle-rss")
+UVICORN_LOOP = "uvloop"
+UVICORN_BENCHMARKS = (f"e2e-uvicorn/{UVICORN_LOOP}", f"e2e-uvicorn-cpu/{UVICORN_LOOP}")
+
+BENCHMARKS = (
+    *(
+        f"{name}/{loop}"
+        for loop in LOOPS
+        for name in ("e2e-rr", "e2e-rr-1core", "e2e-50conn", "e2e-50conn-cpu", "e2e-idle-rss")
+    ),
+    *UVICORN_BENCHMARKS,
 )
 
 
@@ -241,7 +252,32 @@ _NOTES = {
     "picows": "ws_create_server, listener sends back frame.get_payload_as_utf8_text()",
     "aiohttp": "web.WebSocketResponse, async for msg in ws: await ws.send_str(msg.data)",
     "websockets": "websockets.asyncio.server.serve, async for msg in ws: await ws.send(msg)",
+    "uvicorn-turbows": "uvicorn --ws turbows.integrations.uvicorn:WebSocketProtocol"
+    " --http httptools, ASGI echo app (receive, send back)",
+    "uvicorn-websockets-sansio": "uvicorn --ws websockets-sansio --http httptools, the same app",
+    "uvicorn-wsproto": "uvicorn --ws wsproto --http httptools, the same app",
 }
+
+
+def _uvicorn_implementations() -> list[tuple[str, str, str, str]]:
+    """The uvicorn servers: ``(name in the table, server key, kind, why skipped or "")``."""
+    out = []
+    for name, key, kind, modules in (
+        (TURBOWS_C, "uvicorn-turbows", "turbows", ("turbows._speedups",)),
+        ("uvicorn websockets-sansio", "uvicorn-websockets-sansio", "peer", ("websockets",)),
+        ("uvicorn wsproto", "uvicorn-wsproto", "peer", ("wsproto",)),
+    ):
+        why = ""
+        for module in ("uvicorn", "httptools", "uvloop", *modules):
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except ImportError:
+                found = False
+            if not found:
+                why = f"{module} is not available"
+                break
+        out.append((name, key, kind, why))
+    return out
 
 
 def _rr_prepare(key: str, loop: str, size: int, core: int = SERVER_CORE) -> Callable[[], Loop]:
@@ -333,6 +369,24 @@ def cases(options: E2EOptions) -> list[Case]:
                         min_time=options.min_time,
                     )
                 )
+        if loop == UVICORN_LOOP:
+            for bench, unit in zip(UVICORN_BENCHMARKS, ("messages", "cpu-messages")):
+                for name, key, kind, why in _uvicorn_implementations():
+                    ready = not why
+                    out.append(
+                        Case(
+                            bench,
+                            CONC_SIZE,
+                            name,
+                            kind,
+                            unit,
+                            1,
+                            _conc_prepare(key, loop) if ready else None,
+                            why or _NOTES[key],
+                            clock=_cpu_clock(key, loop) if ready and unit != "messages" else None,
+                            min_time=options.min_time,
+                        )
+                    )
         if loop not in options.idle_loops:
             continue
         for name, key, kind, why in impls:

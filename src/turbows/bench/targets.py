@@ -147,8 +147,16 @@ TARGETS: tuple[Target, ...] = (
         Target(f"e2e-idle-rss/{loop}", (0,), None, 10240, at_most=True)
         for loop in ("asyncio", "uvloop")
     ),
+    # Issue 15: uvicorn's --ws class, against uvicorn's fastest built-in one.
+    Target(
+        "e2e-uvicorn-cpu/uvloop",
+        (32,),
+        "uvicorn websockets-sansio",
+        2.0,
+        text="server CPU/msg <= 0.5x uvicorn's websockets-sansio (>= 2x)",
+    ),
 )
-"""The targets of issues 2, 3 and 5 ("Speed it must reach"). The codec's send target is checked
+"""The targets of issues 2, 3, 5 and 15 ("Speed it must reach"). The codec's send target is checked
 for binary and text frames alike."""
 
 
@@ -192,7 +200,7 @@ def print_targets(results: Sequence[Result], out: TextIO) -> int:
     verdicts = evaluate(results)
     if not verdicts:
         return 0
-    out.write("\ntargets (issues 2, 3 and 5), turbows C:\n")
+    out.write("\ntargets (issues 2, 3, 5 and 15), turbows C:\n")
     missed = 0
     width = max(len(v.target.describe()) for v in verdicts)
     for v in verdicts:
