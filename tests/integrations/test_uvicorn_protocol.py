@@ -95,6 +95,18 @@ def run(main: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(asyncio.wait_for(main(), 10))
 
 
+def recorder(got: List[Dict[str, Any]], count: int) -> App:
+    """An app that accepts, then records the next ``count`` messages it receives."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        for _ in range(count):
+            got.append(await asyncio.wait_for(receive(), 5))
+
+    return app
+
+
 def test_reads_pause_when_the_app_lags_and_resume_below_ws_max_queue() -> None:
     async def main() -> None:
         go = asyncio.Event()
@@ -128,14 +140,8 @@ def test_reads_pause_when_the_app_lags_and_resume_below_ws_max_queue() -> None:
 
 def test_a_message_taken_by_a_waiting_receive_does_not_pause_reads() -> None:
     async def main() -> None:
-        got: List[Any] = []
-
-        async def app(scope: Any, receive: Any, send: Any) -> None:
-            await receive()
-            await send({"type": "websocket.accept"})
-            got.append(await receive())
-
-        peer = Peer(app)
+        got: List[Dict[str, Any]] = []
+        peer = Peer(recorder(got, 1))
         await asyncio.sleep(0.01)
         peer.send(lambda c: c.send_binary(b"\x00\x01"))
         assert not peer.transport.reading_paused
@@ -195,14 +201,7 @@ def test_pings_are_answered_in_the_read() -> None:
 def test_a_protocol_error_closes_with_its_code_and_tells_the_app() -> None:
     async def main() -> None:
         got: List[Dict[str, Any]] = []
-
-        async def app(scope: Any, receive: Any, send: Any) -> None:
-            await receive()
-            await send({"type": "websocket.accept"})
-            got.append(await receive())
-            got.append(await receive())
-
-        peer = Peer(app)
+        peer = Peer(recorder(got, 2))
         await asyncio.sleep(0.01)
         peer.events()
         # A text message that is not UTF-8 (RFC 6455 8.1: close with 1007).
@@ -224,14 +223,7 @@ def test_a_protocol_error_closes_with_its_code_and_tells_the_app() -> None:
 def test_receive_after_the_disconnect_returns_it_again() -> None:
     async def main() -> None:
         got: List[Dict[str, Any]] = []
-
-        async def app(scope: Any, receive: Any, send: Any) -> None:
-            await receive()
-            await send({"type": "websocket.accept"})
-            got.append(await receive())
-            got.append(await asyncio.wait_for(receive(), 1))
-
-        peer = Peer(app)
+        peer = Peer(recorder(got, 2))
         await asyncio.sleep(0.01)
         peer.send(lambda c: c.close(4000, "bye"))
         assert peer.transport.closed  # the server closes TCP once the handshake is done
@@ -287,13 +279,7 @@ def test_shutdown_before_accept_answers_500_and_after_closes_with_1012() -> None
         await peer.app_done()
 
         got: List[Dict[str, Any]] = []
-
-        async def accepting(scope: Any, receive: Any, send: Any) -> None:
-            await receive()
-            await send({"type": "websocket.accept"})
-            got.append(await receive())
-
-        peer = Peer(accepting)
+        peer = Peer(recorder(got, 1))
         await asyncio.sleep(0.01)
         peer.protocol.shutdown()
         await peer.app_done()
