@@ -66,7 +66,6 @@ _CONNECTING = State.CONNECTING
 _OPEN = State.OPEN
 _CLOSING = State.CLOSING
 _CLOSED = State.CLOSED
-_NEG_INF = float("-inf")
 
 #: Seconds the closing handshake may take once started (uvicorn's built-in classes use 10).
 CLOSE_TIMEOUT = 10.0
@@ -136,7 +135,6 @@ class WebSocketProtocol(asyncio.Protocol):
         "close_timeout",
         "_response",
         "_timer",
-        "_due",
     )
 
     def __init__(
@@ -184,7 +182,6 @@ class WebSocketProtocol(asyncio.Protocol):
         #: A denial response: [status, headers, body parts, head sent, body ended].
         self._response: Optional[List[Any]] = None
         self._timer: Optional[asyncio.TimerHandle] = None
-        self._due: Optional[float] = None
 
     # ----------------------------------------------------------------------------------------
     # asyncio.Protocol callbacks.
@@ -255,7 +252,6 @@ class WebSocketProtocol(asyncio.Protocol):
         if timer is not None:
             timer.cancel()
             self._timer = None
-            self._due = None
         conn = self._conn
         conn.receive_data(b"")
         conn.data_to_send()  # nothing can be written any more
@@ -630,7 +626,6 @@ class WebSocketProtocol(asyncio.Protocol):
         timer = self._timer
         if timer is not None:
             timer.cancel()
-        self._due = None
         self._timer = self._loop.call_later(CLOSE_TIMEOUT, self._abort)
 
     # ----------------------------------------------------------------------------------------
@@ -672,25 +667,20 @@ class WebSocketProtocol(asyncio.Protocol):
             await writable
 
     def _arm(self) -> None:
-        """Point the one timer at the connection's next deadline, if it moved."""
-        conn = self._conn
-        due = conn.next_deadline()
-        if due == _NEG_INF:
-            conn.handle_timer(self._loop.time())
-            due = conn.next_deadline()
-        if due == self._due:
-            return
+        """Point the one timer at the connection's next deadline (called when it may have
+        moved: accept, close, the timer itself; never per message)."""
         timer = self._timer
         if timer is not None:
             timer.cancel()
             self._timer = None
-        self._due = due
-        if due is not None and not self._lost:
-            self._timer = self._loop.call_at(due, self._on_timer)
+        due = self._conn.next_deadline()
+        if due is None or self._lost:
+            return
+        # -inf: a deadline waiting for the current time to start; handle_timer gives it one.
+        self._timer = self._loop.call_at(max(due, self._loop.time()), self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
-        self._due = None
         conn = self._conn
         conn.handle_timer(self._loop.time())
         self._flush()
