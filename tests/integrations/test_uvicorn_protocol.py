@@ -305,3 +305,23 @@ def test_binary_and_text_go_out_as_sent() -> None:
         assert data == [b"\x00" * 3, "żółw", "t"]
 
     run(main)
+
+
+def test_text_that_is_not_str_is_refused() -> None:
+    async def main() -> None:
+        errors: List[str] = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await receive()
+            await send({"type": "websocket.accept"})
+            try:
+                await send({"type": "websocket.send", "text": b"\xff"})
+            except TypeError as exc:
+                errors.append(str(exc))
+
+        peer = Peer(app)
+        await peer.app_done()
+        assert errors == ["'websocket.send' text must be str, not bytes"]
+        assert [e for e in peer.events() if isinstance(e, TextMessage)] == []
+
+    run(main)

@@ -370,6 +370,11 @@ class WebSocketProtocol(asyncio.Protocol):
                     else:
                         text = message.get("text")
                         if text is not None:
+                            if type(text) is not str:
+                                # send_text would take bytes as UTF-8 without checking them.
+                                raise TypeError(
+                                    f"'websocket.send' text must be str, not {type(text).__name__}"
+                                )
                             conn.send_text(text)
                 except InvalidStateError:
                     raise ClientDisconnected() from None
