@@ -95,6 +95,14 @@ def run(main: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(asyncio.wait_for(main(), 10))
 
 
+async def refused(send: Any, message: Dict[str, Any], kind: type, errors: List[str]) -> None:
+    """``send(message)``, which must raise ``kind``: its message goes to ``errors``."""
+    try:
+        await send(message)
+    except kind as exc:
+        errors.append(str(exc))
+
+
 def recorder(got: List[Dict[str, Any]], count: int) -> App:
     """An app that accepts, then records the next ``count`` messages it receives."""
 
@@ -240,10 +248,7 @@ def test_an_invalid_close_code_is_refused_and_the_connection_stays_usable() -> N
         async def app(scope: Any, receive: Any, send: Any) -> None:
             await receive()
             await send({"type": "websocket.accept"})
-            try:
-                await send({"type": "websocket.close", "code": 1005})
-            except RuntimeError as exc:
-                errors.append(str(exc))
+            await refused(send, {"type": "websocket.close", "code": 1005}, RuntimeError, errors)
             await send({"type": "websocket.send", "text": "still open"})
             await send({"type": "websocket.close", "code": 4001})
 
@@ -314,10 +319,7 @@ def test_text_that_is_not_str_is_refused() -> None:
         async def app(scope: Any, receive: Any, send: Any) -> None:
             await receive()
             await send({"type": "websocket.accept"})
-            try:
-                await send({"type": "websocket.send", "text": b"\xff"})
-            except TypeError as exc:
-                errors.append(str(exc))
+            await refused(send, {"type": "websocket.send", "text": b"\xff"}, TypeError, errors)
 
         peer = Peer(app)
         await peer.app_done()
