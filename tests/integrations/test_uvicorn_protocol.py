@@ -327,3 +327,19 @@ def test_text_that_is_not_str_is_refused() -> None:
         assert [e for e in peer.events() if isinstance(e, TextMessage)] == []
 
     run(main)
+
+
+def test_pings_while_the_write_buffer_is_full_get_one_pong_once_it_drains() -> None:
+    async def main() -> None:
+        peer = Peer(recorder([], 1))
+        await asyncio.sleep(0.01)
+        peer.events()
+        peer.protocol.pause_writing()
+        peer.send(*(lambda c, i=i: c.ping(b"p%d" % i) for i in range(100)))
+        assert [e for e in peer.events() if isinstance(e, Pong)] == []
+        peer.protocol.resume_writing()
+        assert [e.payload for e in peer.events() if isinstance(e, Pong)] == [b"p99"]
+        peer.send(lambda c: c.close(1000))
+        await peer.app_done()
+
+    run(main)

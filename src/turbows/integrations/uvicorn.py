@@ -270,13 +270,24 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         """The transport's write buffer is above its high-water mark: ``send`` waits, and
-        reading stops (pongs answered to a peer that does not read would pile up)."""
+        reading stops and the connection holds pongs back to the latest ping's (what a peer
+        that sends pings and never reads could otherwise pile up)."""
         self._write_paused = True
+        conn = self._conn
+        if conn is not None:
+            conn.throttle_pongs(True)
         self._update_reading()
 
     def resume_writing(self) -> None:
-        """The write buffer drained below its low-water mark: ``send`` and reading go on."""
+        """The write buffer drained below its low-water mark: ``send`` and reading go on, and
+        the pong held back, if any, goes out."""
         self._write_paused = False
+        conn = self._conn
+        if conn is not None and not self._lost:
+            conn.throttle_pongs(False)
+            out = conn.data_to_send()
+            if out:
+                self._write(out)
         writable = self._writable
         if writable is not None:
             self._writable = None
