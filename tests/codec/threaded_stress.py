@@ -151,8 +151,31 @@ def writer(codec: ModuleType, seconds: float) -> Counter:
     return _run_threads(work, seconds)
 
 
+def functions(codec: ModuleType, seconds: float) -> Counter:
+    """apply_mask, build_frame, validate_utf8 and one shared Utf8Validator reading a large
+    bytearray while other threads empty and refill it."""
+    size = 4 << 20
+    ba = bytearray(b"a" * size)
+    validator = codec.Utf8Validator()
+
+    def work(index: int, counts: Counter) -> None:
+        if index == 0:
+            codec.apply_mask(ba, KEY)
+            codec.build_frame(2, ba, mask=KEY)
+        elif index == 1:
+            codec.validate_utf8(ba)
+            validator.feed(ba)
+            validator.complete  # noqa: B018
+        else:
+            ba.clear()
+            ba.extend(b"a" * size)
+
+    return _run_threads(work, seconds)
+
+
 SCENARIOS: Dict[str, Callable[[ModuleType, float], Counter]] = {
     "mask_inplace": mask_inplace,
+    "functions": functions,
     "parser": parser,
     "deflate_parser": deflate_parser,
     "writer": writer,
