@@ -387,3 +387,26 @@ def test_incompressible_messages_still_round_trip(codec):
     assert data[0] & 0x40
     server.receive_data(data)
     assert server.events() == [codec.BinaryMessage(payload)]
+
+
+def test_a_connection_whose_inflater_was_interrupted_closes_with_1011(codec, monkeypatch):
+    # A MemoryError (or a KeyboardInterrupt) out of the inflater leaves the stream at an
+    # unknown point: it reaches the caller, and the next bytes close the connection with
+    # 1011 instead of being parsed from the wrong place.
+    server, _ = open_pair(codec, PerMessageDeflate(), PerMessageDeflate())
+    feed = Inflater.feed
+    interrupted = []
+
+    def once(self, data, final, limit):
+        if not interrupted:
+            interrupted.append(True)
+            raise MemoryError
+        return feed(self, data, final, limit)
+
+    monkeypatch.setattr(Inflater, "feed", once)
+    with pytest.raises(MemoryError):
+        server.receive_data(frame(OP_TEXT, deflate(b"hello"), rsv=0x40, mask=True))
+    server.receive_data(frame(OP_TEXT, deflate(b"again"), rsv=0x40, mask=True))
+    reason = "parser unusable: an earlier feed() was interrupted by MemoryError"
+    assert close_sent(codec, server, by_server=True) == (1011, reason)
+    assert server.state is State.CLOSING
