@@ -106,7 +106,8 @@ def test_extension_is_clean_under_asan_and_ubsan_while_fuzzed(
 
 def test_compiled_transport_is_clean_under_asan_and_ubsan(sanitized: Dict[str, str]) -> None:
     """The socket transport's tests (reads parsed in place, writes of unbuilt frames, partial
-    writes, slow readers, flow control) against the sanitized build."""
+    writes, slow readers, flow control, a loop closed with connections open, fork) against
+    the sanitized build."""
     where = subprocess.run(
         [sys.executable, "-c", "import turbows.asyncio._fastio as m; print(m.__file__)"],
         env=sanitized,
@@ -126,6 +127,7 @@ def test_compiled_transport_is_clean_under_asan_and_ubsan(sanitized: Dict[str, s
             "-p",
             "no:cacheprovider",
             str(tests / "test_fast_transport.py"),
+            str(tests / "test_fast_transport_edges.py"),
             str(tests / "test_echo.py"),
             str(tests / "test_flow_control.py"),
         ],
