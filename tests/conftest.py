@@ -94,3 +94,27 @@ def python_codec() -> ModuleType:
 def cython_codec() -> ModuleType:
     """The Cython codec alone (skipped, or failed under TURBOWS_REQUIRE_EXTENSIONS, if absent)."""
     return _load("cython")
+
+
+@pytest.fixture(scope="session")
+def tls_certificate(tmp_path_factory: pytest.TempPathFactory) -> "tuple[Path, Path]":
+    """A self-signed certificate for ``localhost`` and 127.0.0.1 and its key (PEM files),
+    made by the openssl command line; skips the test without it."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key

@@ -2,6 +2,7 @@
 
     python tests/autobahn/suite.py server    # wstest -m fuzzingclient against our echo server
     python tests/autobahn/suite.py client    # our echo client against wstest -m fuzzingserver
+    python tests/autobahn/suite.py client --sync   # the same with turbows.sync's client
 
 ``wstest`` is a Python 2.7 program (package ``autobahntestsuite``); this script finds it
 through ``--wstest`` or ``$TURBOWS_WSTEST``, a command line such as
@@ -43,6 +44,17 @@ def quick_exclusions() -> List[str]:
         for minor in minors
         for size in range(9, 19)
     ]
+
+
+def sync_client_selection() -> Tuple[List[str], List[str]]:
+    """The cases and exclusions run against ``turbows.sync``'s client in CI: every section
+    but the compression ones, and of those the first sizes of 12.1, 13.1 and 13.3. The
+    codec and the compression are the asyncio client's, run in full; what is the sync
+    client's own (threads, blocking I/O, closing) shows in every section. About a third of
+    a quick run's time."""
+    cases = [f"{n}.*" for n in (1, 2, 3, 4, 5, 6, 7, 9, 10)] + ["12.1.*", "13.1.*", "13.3.*"]
+    exclude = [f"12.1.{size}" for size in range(9, 19)] + quick_exclusions()
+    return cases, exclude
 
 
 def free_port() -> int:
@@ -93,10 +105,12 @@ def run(
     uvloop: bool = False,
     timeout: float = 1800.0,
     env: Optional[Dict[str, str]] = None,
+    sync: bool = False,
 ) -> Dict[str, Tuple[str, str]]:
     """Run the suite once; the verdict of each case it ran (``verdicts``).
 
     ``env``: more environment variables for the testee and wstest (``TURBOWS_NO_EXTENSIONS``).
+    ``sync``: in client mode, run ``turbows.sync``'s blocking client instead of the asyncio one.
     """
     outdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -116,7 +130,7 @@ def run(
         spec["outdir"] = str(outdir)
         spec["url"] = f"ws://127.0.0.1:{port}"
         first = wstest + ["-m", "fuzzingserver", "-s", str(outdir / "spec.json"), "-u", "0"]
-        second = testee + ["client", f"ws://127.0.0.1:{port}", AGENT]
+        second = testee + ["sync-client" if sync else "client", f"ws://127.0.0.1:{port}", AGENT]
     (outdir / "spec.json").write_text(json.dumps(spec, indent=2))
     with open(outdir / "log.txt", "w") as log:
         background = subprocess.Popen(
@@ -156,6 +170,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         help="leave out the slowest compression cases (see quick_exclusions)",
     )
     parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument("--sync", action="store_true", help="client mode: turbows.sync's client")
     parser.add_argument("--timeout", type=float, default=1800.0)
     args = parser.parse_args(argv)
     if not args.wstest:
@@ -171,6 +186,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         exclude,
         args.uvloop,
         args.timeout,
+        sync=args.sync,
     )
     failed = failures(results)
     print(

@@ -54,3 +54,14 @@ def test_autobahn_suite_server_on_uvloop(tmp_path: Path) -> None:
     failed = suite.failures(results)
     assert not failed, {case: results[case] for case in failed}
     assert "loop uvloop." in (tmp_path / "log.txt").read_text()
+
+
+def test_autobahn_suite_sync_client(tmp_path: Path) -> None:
+    """turbows.sync's blocking client against ``wstest -m fuzzingserver``, same bar."""
+    assert WSTEST, "TURBOWS_REQUIRE_AUTOBAHN=1 but TURBOWS_WSTEST is not set"
+    cases, exclude = suite.sync_client_selection()
+    results = suite.run("client", shlex.split(WSTEST), tmp_path, cases, exclude, sync=True)
+    assert len(results) >= 320, suite.summary(results)
+    failed = suite.failures(results)
+    assert not failed, {case: results[case] for case in failed}
+    assert "client: turbows.sync" in (tmp_path / "log.txt").read_text()
