@@ -3,7 +3,7 @@
 Run it, then talk to it with any client::
 
     python examples/echo_server.py --port 8765
-    python -m websockets ws://127.0.0.1:8765/   # for instance
+    python -m turbows ws://127.0.0.1:8765/      # type lines; each comes back
 """
 
 from __future__ import annotations

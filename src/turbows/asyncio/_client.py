@@ -214,7 +214,7 @@ def connect(
             ...                                 # a new connection after each drop
 
     The ``async for`` form connects again after each retryable failure or close, waiting as
-    the :class:`Backoff` policy says; it ends when the decision table says stop (a 1000/1001
+    the :class:`RetryPolicy` says; it ends when the decision table says stop (a 1000/1001
     close, a 4xx rejection) and raises :class:`RetriesExhausted` after ``max_attempts``
     failed attempts in a row. For queued sends and state-restoring hooks, see
     :class:`ReconnectingClient`.

@@ -161,7 +161,9 @@ class Server:
             self._accepting.start()
         return self
 
-    def shutdown(self, code: int = 1001, reason: str = "", timeout: float = 10.0) -> None:
+    def shutdown(
+        self, code: int = 1001, reason: str = "server shutting down", timeout: float = 10.0
+    ) -> None:
         """Stop accepting, close every connection with ``code`` (1001: going away), and
         wait up to ``timeout`` seconds for the handlers to return."""
         self._closing = True
