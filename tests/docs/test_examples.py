@@ -12,6 +12,9 @@ A comment line right before a block says how it runs (none: a program that must 
 ``<!-- test: continue -->``
     the rest of the previous block's program: the blocks run together, as one program.
 
+``needs MODULE`` after the kind (``<!-- test: server needs uvicorn -->``) skips the program
+where that optional dependency is not installed.
+
 Port 8765 in a block is replaced by a free port; the programs run in a folder holding a
 self-signed ``cert.pem`` and ``key.pem`` for ``localhost`` (for the wss:// examples).
 """
@@ -35,18 +38,19 @@ import turbows.sync
 ROOT = Path(__file__).resolve().parents[2]
 FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 KINDS = ("run", "server", "client", "continue")
-MARKER = re.compile(r"^<!--\s*test:\s*([\w-]+)\s*-->\s*$")
+MARKER = re.compile(r"^<!--\s*test:\s*([\w-]+)(?:\s+needs\s+([\w.]+))?\s*-->\s*$")
 TIMEOUT = 60.0
 
 
 class Program:
     """One program made of one block, or of several joined by ``continue``."""
 
-    def __init__(self, path: Path, line: int, kind: str, code: str) -> None:
+    def __init__(self, path: Path, line: int, kind: str, code: str, needs: str = "") -> None:
         self.path = path
         self.line = line
         self.kind = kind
         self.code = code
+        self.needs = needs
         self.client: Optional[Program] = None
 
     @property
@@ -54,17 +58,19 @@ class Program:
         return f"{self.path.relative_to(ROOT)}:{self.line}"
 
 
-def blocks(path: Path) -> List[Tuple[int, str, str]]:
-    """``(line, kind, code)`` of each python block of ``path``."""
+def blocks(path: Path) -> List[Tuple[int, str, str, str]]:
+    """``(line, kind, needs, code)`` of each python block of ``path``."""
     found = []
     lines = path.read_text(encoding="utf-8").splitlines()
-    kind = "run"
+    kind, needs = "run", ""
     i = 0
     while i < len(lines):
         line = lines[i]
         marker = MARKER.match(line.strip())
+        if line.strip().startswith("<!--") and "test:" in line:
+            assert marker, f"{path}:{i + 1}: malformed test marker {line!r}"
         if marker:
-            kind = marker.group(1)
+            kind, needs = marker.group(1), marker.group(2) or ""
             assert kind in KINDS, f"{path}:{i + 1}: unknown test marker {kind!r}"
         elif line.startswith("```"):
             lang = line[3:].strip()
@@ -73,10 +79,10 @@ def blocks(path: Path) -> List[Tuple[int, str, str]]:
             while i < len(lines) and not lines[i].startswith("```"):
                 i += 1
             if lang in ("python", "py"):
-                found.append((start, kind, "\n".join(lines[start:i]) + "\n"))
-            kind = "run"
+                found.append((start, kind, needs, "\n".join(lines[start:i]) + "\n"))
+            kind, needs = "run", ""
         elif line.strip():
-            kind = "run"  # a marker applies to the block right after it
+            kind, needs = "run", ""  # a marker applies to the block right after it
         i += 1
     return found
 
@@ -85,12 +91,12 @@ def programs() -> List[Program]:
     result: List[Program] = []
     for path in FILES:
         previous: Optional[Program] = None
-        for line, kind, code in blocks(path):
+        for line, kind, needs, code in blocks(path):
             if kind == "continue":
                 assert previous is not None, f"{path}:{line}: nothing to continue"
                 previous.code += "\n" + code
                 continue
-            program = Program(path, line, kind, code)
+            program = Program(path, line, kind, code, needs)
             if kind == "client" and previous is not None and previous.kind == "server":
                 previous.client = program
             else:
@@ -166,6 +172,8 @@ def _echo(ws: turbows.sync.ServerWebSocket) -> None:
 
 @pytest.mark.parametrize("program", PROGRAMS, ids=[p.id for p in PROGRAMS])
 def test_example(program: Program, workdir: Path) -> None:
+    if program.needs:
+        pytest.importorskip(program.needs)
     port = free_port()
     if program.kind == "run":
         _run(program, workdir, port, "example.py")
