@@ -115,10 +115,14 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, tls_certificate: Tuple[Path, Path]) -> Path:
-    cert, key = tls_certificate
-    shutil.copy(cert, tmp_path / "cert.pem")
-    shutil.copy(key, tmp_path / "key.pem")
+def workdir(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    program = request.getfixturevalue("program")
+    codes = [program.code] + ([program.client.code] if program.client else [])
+    if any("cert.pem" in code for code in codes):
+        # Only the wss:// examples need openssl's certificate (and skip without openssl).
+        cert, key = request.getfixturevalue("tls_certificate")
+        shutil.copy(cert, tmp_path / "cert.pem")
+        shutil.copy(key, tmp_path / "key.pem")
     return tmp_path
 
 
