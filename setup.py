@@ -11,6 +11,7 @@ import warnings
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 
 def _flag(name: str) -> bool:
@@ -51,6 +52,29 @@ class OptionalBuildExt(build_ext):
             f"turbows: the C extension {name} could not be built ({exc}); installing {fallback}",
             stacklevel=1,
         )
+
+
+# turbows-wsproto.pth, installed at the root of site-packages: at interpreter start-up it
+# makes `import wsproto` give turbows.compat.wsproto, but only when TURBOWS_WSPROTO=1 is set;
+# otherwise it costs one environment lookup and imports nothing.
+WSPROTO_PTH = "turbows-wsproto.pth"
+WSPROTO_PTH_LINE = (
+    'import os; os.environ.get("TURBOWS_WSPROTO") == "1"'
+    ' and __import__("turbows.compat").compat._startup()\n'
+)
+
+
+class BuildPyWithPth(build_py):
+    """build_py that also writes turbows-wsproto.pth at the root of the build (purelib)."""
+
+    def run(self) -> None:
+        super().run()
+        path = os.path.join(self.build_lib, WSPROTO_PTH)
+        with open(path, "w", encoding="ascii") as f:
+            f.write(WSPROTO_PTH_LINE)
+
+    def get_outputs(self, include_bytecode: bool = True) -> list:
+        return [*super().get_outputs(include_bytecode), os.path.join(self.build_lib, WSPROTO_PTH)]
 
 
 def extensions() -> list:
@@ -102,4 +126,7 @@ def extensions() -> list:
     )
 
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
+setup(
+    ext_modules=extensions(),
+    cmdclass={"build_ext": OptionalBuildExt, "build_py": BuildPyWithPth},
+)
