@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from . import _report, codec, connection, deflate, e2e, targets
+from . import _report, codec, compat, connection, deflate, e2e, targets
 from ._runner import Case, Result, Settings, group_cases, run_groups
 
 __all__ = ["SUITES", "SuiteOptions", "main"]
@@ -49,9 +49,14 @@ def _deflate_suite(options: SuiteOptions) -> list[Case]:
     return deflate.cases(quick=options.quick)
 
 
+def _compat_suite(options: SuiteOptions) -> list[Case]:
+    return compat.cases()
+
+
 SUITES: dict[str, Callable[[SuiteOptions], list[Case]]] = {
     "codec": _codec_suite,
     "connection": _connection_suite,
+    "compat": _compat_suite,
     "e2e": _e2e_suite,
     "deflate": _deflate_suite,
 }
@@ -72,7 +77,13 @@ def _matches(patterns: Sequence[str], *names: str) -> bool:
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     benchmarks = ", ".join(
-        (*codec.BENCHMARKS, *connection.BENCHMARKS, *e2e.BENCHMARKS, *deflate.BENCHMARKS)
+        (
+            *codec.BENCHMARKS,
+            *connection.BENCHMARKS,
+            *compat.BENCHMARKS,
+            *e2e.BENCHMARKS,
+            *deflate.BENCHMARKS,
+        )
     )
     parser = argparse.ArgumentParser(
         prog="python -m turbows.bench",

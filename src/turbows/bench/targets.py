@@ -84,6 +84,9 @@ TARGETS: tuple[Target, ...] = (
     Target("conn-receive", _FRAMES, "wsproto", 20.0),
     Target("conn-send-text", (125,), "picows", 1.5),
     Target("conn-footprint", (0,), None, 2048, at_most=True),
+    # Issue 15: wsproto's API through turbows.compat.wsproto against wsproto itself.
+    Target("wsproto-api-receive", _FRAMES, "wsproto", 10.0),
+    Target("wsproto-api-send", _FRAMES, "wsproto", 10.0),
     # Issue 5: the asyncio server, end to end over 127.0.0.1.
     *(
         Target(

@@ -83,6 +83,12 @@ class WSConnection:
 
     def events(self) -> Iterator[Event]:
         """Yield the events received so far: the handshake's, then the connection's."""
-        yield from self.handshake.events()
-        if self.connection is not None:
-            yield from self.connection.events()
+        # One generator over both queues (they are deques of events, consumed as yielded).
+        pending = self.handshake._events
+        while pending:
+            yield pending.popleft()
+        connection = self.connection
+        if connection is not None:
+            pending = connection._events
+            while pending:
+                yield pending.popleft()
