@@ -15,6 +15,7 @@ Benchmarks:
 
 from __future__ import annotations
 
+from functools import partial
 from itertools import repeat
 from types import ModuleType
 from typing import Any
@@ -119,11 +120,11 @@ def cases() -> list[Case]:
                     kind,
                     "frames",
                     MESSAGES,
-                    lambda d=driver, s=size: d(ours, s),
+                    partial(driver, ours, size),
                     note,
                 )
             )
-            prepare = None if genuine is None else (lambda d=driver, s=size: d(genuine, s))
+            prepare = None if genuine is None else partial(driver, genuine, size)
             out.append(
                 Case(
                     bench,

@@ -257,18 +257,21 @@ class Connection:
         state = self._state
         if state is _OPEN:
             kind = type(event)
-            if (kind is TextMessage or kind is BytesMessage) and self._plain:
+            if (
+                (kind is TextMessage or kind is BytesMessage)
+                and self._plain
+                and event.message_finished  # type: ignore[attr-defined]
+            ):
                 # The common case: a whole message, no extension (the Event ABC makes
                 # isinstance slow, so the exact classes are tested first).
-                if event.message_finished:
-                    data = event.data
-                    kind = type(data)
-                    if kind is str:
-                        self._text(data)
-                        return self._take()
-                    if kind is bytes or kind is bytearray or kind is memoryview:
-                        self._binary(data)
-                        return self._take()
+                data = event.data  # type: ignore[attr-defined]
+                kind = type(data)
+                if kind is str:
+                    self._text(data)
+                    return self._take()
+                if kind is bytes or kind is bytearray or kind is memoryview:
+                    self._binary(data)
+                    return self._take()
             if isinstance(event, Message):
                 return self._send_data(event.data, event.message_finished)
             if isinstance(event, Ping):
