@@ -379,3 +379,26 @@ def test_rsv1_without_a_negotiated_extension_fails_with_1002():
     server.receive_data(client._frame(2, payload[:-4], True, 0x40) or client._take())
     (event,) = server.events()
     assert event.code is CloseReason.PROTOCOL_ERROR
+
+
+def test_a_ping_that_arrives_with_the_close_is_answered_while_still_open():
+    # uvicorn answers each Ping as it reads it; wsproto changes the state when it yields the
+    # close, so a ping, a message and a close read together are answered in order.
+    client, server = Connection(CLIENT), Connection(SERVER)
+    wire = client.send(tev.Ping(payload=b"p")) + client.send(tev.TextMessage(data="abc"))
+    wire += client.send(tev.CloseConnection(code=1001, reason="custom reason"))
+    server.receive_data(wire)
+    replies = []
+    for event in server.events():
+        if isinstance(event, tev.Ping):
+            assert server.state is ConnectionState.OPEN
+            replies.append(server.send(event.response()))
+        elif isinstance(event, tev.CloseConnection):
+            assert server.state is ConnectionState.REMOTE_CLOSING
+            replies.append(server.send(event.response()))
+    assert server.state is ConnectionState.CLOSED
+    client.receive_data(b"".join(replies))
+    assert list(client.events()) == [
+        tev.Pong(payload=b"p"),
+        tev.CloseConnection(code=1001, reason="custom reason"),
+    ]

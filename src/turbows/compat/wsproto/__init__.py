@@ -83,12 +83,9 @@ class WSConnection:
 
     def events(self) -> Iterator[Event]:
         """Yield the events received so far: the handshake's, then the connection's."""
-        # One generator over both queues (they are deques of events, consumed as yielded).
         pending = self.handshake._events
         while pending:
             yield pending.popleft()
         connection = self.connection
-        if connection is not None:
-            pending = connection._events
-            while pending:
-                yield pending.popleft()
+        if connection is not None and connection._events:
+            yield from connection.events()

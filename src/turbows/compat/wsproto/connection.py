@@ -197,6 +197,8 @@ class Connection:
         self._state = _OPEN
         self._events: Deque[Event] = deque()
         self._failed = False
+        # The peer's close event, until events() yields it (the state changes then).
+        self._peer_close: Optional[CloseConnection] = None
         enabled = [ext for ext in extensions or () if ext.enabled()]
         proto = _FrameContext(client, enabled)
         self._proto = proto
@@ -390,11 +392,20 @@ class Connection:
             elif kind is _CodecPong:
                 events.append(Pong(payload=item.payload))
             else:  # the close frame, the last item the parser gives
-                self._state = _CLOSED if self._state is _LOCAL_CLOSING else _REMOTE_CLOSING
-                events.append(CloseConnection(code=_close_reason(item.code), reason=item.reason))
+                close = CloseConnection(code=_close_reason(item.code), reason=item.reason)
+                self._peer_close = close
+                events.append(close)
 
     def events(self) -> Iterator[Event]:
-        """Yield the events received so far, in order; an event is forgotten once yielded."""
+        """Yield the events received so far, in order; an event is forgotten once yielded.
+
+        The peer's close changes the state when its event is yielded, as in wsproto: the
+        events before it (a ping that arrived with it, say) are answered while still OPEN.
+        """
         events = self._events
         while events:
-            yield events.popleft()
+            event = events.popleft()
+            if event is self._peer_close:
+                self._peer_close = None
+                self._state = _CLOSED if self._state is _LOCAL_CLOSING else _REMOTE_CLOSING
+            yield event
