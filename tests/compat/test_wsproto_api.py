@@ -157,12 +157,14 @@ def test_protocol_error_is_a_close_event_and_later_data_is_ignored():
     assert events[0] == tev.TextMessage(data="before")
     assert isinstance(events[1], tev.CloseConnection)
     assert events[1].code is CloseReason.PROTOCOL_ERROR
-    assert server.state is ConnectionState.OPEN  # as wsproto: the application answers
+    # RFC 6455 7.1.7: the application answers it as a close from the peer, with the code.
+    assert server.state is ConnectionState.REMOTE_CLOSING
     server.receive_data(client.send(tev.TextMessage(data="after")))
     assert list(server.events()) == []
-    data = server.send(events[1].response())
-    assert data[:2] == b"\x88\x1c" or data[0] == 0x88
-    assert server.state is ConnectionState.LOCAL_CLOSING
+    client.receive_data(server.send(events[1].response()))
+    assert server.state is ConnectionState.CLOSED
+    assert list(client.events()) == [events[1]]
+    assert client.state is ConnectionState.REMOTE_CLOSING
 
 
 def test_invalid_utf8_fails_with_1007_as_soon_as_it_is_seen():

@@ -350,8 +350,9 @@ class Connection:
         """Feed bytes received from the peer; None means the connection was lost.
 
         The events they complete are then in :meth:`events`. A protocol error shows as a
-        ``CloseConnection`` event with the code to close with (1002, 1007, 1009); what
-        follows it is ignored.
+        ``CloseConnection`` event with the code to close with (1002, 1007, 1009), after
+        which the state is ``REMOTE_CLOSING`` (send its ``response()``); what follows it is
+        ignored.
 
         Raises:
             LocalProtocolError: the connection is already CLOSED.
@@ -370,9 +371,14 @@ class Connection:
             except ProtocolError as exc:
                 self._deliver(exc.items)
                 self._failed = True
-                self._events.append(
-                    CloseConnection(code=_close_reason(exc.code), reason=exc.reason)
-                )
+                # RFC 6455 7.1.7: failing the connection, an endpoint SHOULD send a close
+                # frame with the code. The error reads as a close from the peer: once its
+                # event is yielded the state is REMOTE_CLOSING, and an application that
+                # answers the peer's close sends response(), with that code. (wsproto leaves
+                # the state OPEN, and its users then drop the connection without a close.)
+                close = CloseConnection(code=_close_reason(exc.code), reason=exc.reason)
+                self._peer_close = close
+                self._events.append(close)
                 return
             if items:
                 self._deliver(items)
