@@ -64,7 +64,7 @@ class WSConnection:
         if connection is not None:
             return connection.send(event)
         data = self.handshake.send(event)
-        self.connection = self.handshake.connection
+        self._opened(self.handshake.connection)
         return data
 
     def receive_data(self, data: Optional[bytes]) -> None:
@@ -79,7 +79,15 @@ class WSConnection:
             connection.receive_data(data)
             return
         self.handshake.receive_data(data)
-        self.connection = self.handshake.connection
+        self._opened(self.handshake.connection)
+
+    def _opened(self, connection: Optional[Connection]) -> None:
+        self.connection = connection
+        if connection is not None and type(self) is WSConnection:
+            # From now on every call goes to the connection: bind its methods here and save
+            # a Python call per message (a subclass keeps its overrides).
+            self.send = connection.send  # type: ignore[method-assign]
+            self.receive_data = connection.receive_data  # type: ignore[method-assign]
 
     def events(self) -> Iterator[Event]:
         """Yield the events received so far: the handshake's, then the connection's."""
@@ -87,5 +95,10 @@ class WSConnection:
         while pending:
             yield pending.popleft()
         connection = self.connection
-        if connection is not None and connection._events:
-            yield from connection.events()
+        if connection is not None:
+            pending = connection._events
+            while pending:
+                event = pending.popleft()
+                if event is connection._peer_close:
+                    connection._close_yielded()
+                yield event

@@ -105,18 +105,6 @@ def _close_reason(code: int) -> int:
     return _REASONS.get(int(code), int(code))
 
 
-def _message(cls: Any, data: Any, final: bool) -> Any:
-    # The event dataclasses are frozen: filling the instance dict directly skips the
-    # generated __init__ and its three object.__setattr__ calls per received message (the
-    # same fields, the same object; measured 2.5x faster).
-    event = _new(cls)
-    fields = event.__dict__
-    fields["data"] = data
-    fields["frame_finished"] = True
-    fields["message_finished"] = final
-    return event
-
-
 class _FrameContext:
     """What the ``proto`` argument of an extension's hooks offers: the side, the extensions."""
 
@@ -386,21 +374,27 @@ class Connection:
             raise LocalProtocolError("Connection already closed.")
 
     def _deliver(self, items: List[Any]) -> None:
-        events = self._events
+        append = self._events.append
         for item in items:
             kind = type(item)
-            if kind is _CodecText:
-                events.append(_message(TextMessage, item.data, item.final))
-            elif kind is _CodecBinary:
-                events.append(_message(BytesMessage, item.data, item.final))
+            if kind is _CodecText or kind is _CodecBinary:
+                # The event dataclasses are frozen: filling the instance dict directly skips
+                # the generated __init__ and its three object.__setattr__ calls per message
+                # (the same fields, the same object; measured 2.5x faster).
+                event: Any = _new(TextMessage if kind is _CodecText else BytesMessage)
+                fields = event.__dict__
+                fields["data"] = item.data
+                fields["frame_finished"] = True
+                fields["message_finished"] = item.final
+                append(event)
             elif kind is _CodecPing:
-                events.append(Ping(payload=item.payload))
+                append(Ping(payload=item.payload))
             elif kind is _CodecPong:
-                events.append(Pong(payload=item.payload))
+                append(Pong(payload=item.payload))
             else:  # the close frame, the last item the parser gives
                 close = CloseConnection(code=_close_reason(item.code), reason=item.reason)
                 self._peer_close = close
-                events.append(close)
+                append(close)
 
     def events(self) -> Iterator[Event]:
         """Yield the events received so far, in order; an event is forgotten once yielded.
@@ -412,6 +406,10 @@ class Connection:
         while events:
             event = events.popleft()
             if event is self._peer_close:
-                self._peer_close = None
-                self._state = _CLOSED if self._state is _LOCAL_CLOSING else _REMOTE_CLOSING
+                self._close_yielded()
             yield event
+
+    def _close_yielded(self) -> None:
+        """The peer's close (or a protocol error) was handed out: the state follows now."""
+        self._peer_close = None
+        self._state = _CLOSED if self._state is _LOCAL_CLOSING else _REMOTE_CLOSING
