@@ -404,3 +404,22 @@ def test_a_ping_that_arrives_with_the_close_is_answered_while_still_open():
         tev.Pong(payload=b"p"),
         tev.CloseConnection(code=1001, reason="custom reason"),
     ]
+
+
+def test_deflate_inflates_a_peer_that_was_never_given_a_smaller_window():
+    # RFC 7692 7.1.2.2: a server configured with client_max_window_bits=10 cannot impose it on
+    # a client that did not offer the parameter; that client compresses with 15 bits, and its
+    # second message refers back 3000 bytes into the first. (wsproto 1.3.2 inflates with 10
+    # bits and fails the connection here.)
+    data = os.urandom(3000)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    server = tw.WSConnection(SERVER)
+    server.receive_data(_request(GOOD + [(b"Sec-WebSocket-Extensions", b"permessage-deflate")]))
+    list(server.events())
+    server.send(tev.AcceptConnection(extensions=[PerMessageDeflate(client_max_window_bits=10)]))
+    client = Connection(CLIENT)
+    for _ in range(2):
+        payload = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        client._frame(2, payload[:-4], True, 0x40)
+        server.receive_data(client._take())
+    assert list(server.events()) == [tev.BytesMessage(data=data)] * 2
