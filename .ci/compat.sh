@@ -67,7 +67,7 @@ make_env() {
         fi
         TURBOWS_WSPROTO=1 "$env/bin/python" -c "import wsproto, turbows.compat.wsproto as t; assert wsproto is t, wsproto"
     fi
-    "$env/bin/python" -m pip install --quiet "$@"
+    "$env/bin/python" -m pip install --quiet --no-deps "$@"
 }
 
 status=0
@@ -79,24 +79,36 @@ run_suite() {
         2>&1 | grep -E "^(FAILED|ERROR)|[0-9]+ (passed|failed|errors?)" || status=1
 }
 
+# Every package pinned, transitive ones included (as resolved when this was written).
 # wsproto, hypercorn and trio-websocket share one environment (compatible pins).
 make_env a \
-    pytest==9.2.0 pytest-asyncio==1.5.0 pytest-trio==0.8.0 pytest-cov==7.1.0 \
-    hypothesis==6.170.27 mock==5.2.0 trio==0.35.0 trustme==1.2.1 outcome==1.3.0.post0 \
-    httpx==0.29.0 httpcore==1.0.9 anyio==4.16.0 h2==4.3.0 hpack==4.2.0 hyperframe==6.1.0 \
-    priority==2.0.0 pytest-rerunfailures==16.7 pdm-backend==2.5.0 setuptools==84.2.1 wheel==0.48.0
+    anyio==4.16.0 attrs==26.1.0 certifi==2026.10.19.post1 cffi==2.1.1 coverage==7.18.0 \
+    cryptography==51.0.1 h2==4.3.0 hpack==4.2.0 httpcore==1.0.9 httpx==0.29.0 \
+    hyperframe==6.1.0 hypothesis==6.170.27 idna==3.21 iniconfig==2.3.1 mock==5.2.0 \
+    outcome==1.3.0.post0 packaging==26.4 pdm-backend==2.5.0 pluggy==1.7.0 priority==2.0.0 \
+    pycparser==3.12 Pygments==2.21.0 pytest==9.2.0 pytest-asyncio==1.5.0 pytest-cov==7.1.0 \
+    pytest-rerunfailures==16.7 pytest-trio==0.8.0 sniffio==1.3.1 sortedcontainers==2.4.0 \
+    trio==0.35.0 trustme==1.2.1 typing_extensions==4.16.0 setuptools==84.2.1 wheel==0.48.0
 "$WORK/venv-a/bin/python" -m pip install --quiet --no-deps --no-build-isolation \
     "$HYPERCORN_SRC" "$TRIO_WS_SRC"
 make_env uvicorn \
-    "$UVICORN_SRC[standard]" click==8.5.1 httptools==0.9.0 python-dotenv==1.2.4 PyYAML==6.0.4 \
-    uvloop==0.23.0 watchfiles==1.3.0 websockets==17.4 pytest==9.2.0 pytest-mock==3.17.0 \
-    pytest-xdist==3.8.0 pytest-codspeed==5.0.4 trustme==1.2.1 cryptography==51.0.1 \
-    httpx2==2.17.0 httpcore2==2.17.0 a2wsgi==1.10.10 zttp==0.0.35 anyio==4.16.0
-# httpx-ws at the versions of its own uv.lock.
+    a2wsgi==1.10.10 anyio==4.16.0 cffi==2.1.1 click==8.5.1 cryptography==51.0.1 \
+    execnet==2.1.2 httpcore2==2.17.0 httptools==0.9.0 httpx2==2.17.0 idna==3.21 \
+    iniconfig==2.3.1 markdown-it-py==4.3.0 mdurl==0.1.2 packaging==26.4 pluggy==1.7.0 \
+    pycparser==3.12 Pygments==2.21.0 pytest==9.2.0 pytest-codspeed==5.0.4 pytest-mock==3.17.0 \
+    pytest-xdist==3.8.0 python-dotenv==1.2.4 PyYAML==6.0.4 rich==15.0.0 trustme==1.2.1 \
+    truststore==0.10.5 typing_extensions==4.16.0 uvloop==0.23.0 watchfiles==1.3.0 \
+    websockets==17.4 zttp==0.0.35 hatchling==1.33.0 pathspec==1.1.1 trove-classifiers==2026.9.21.13
+"$WORK/venv-uvicorn/bin/python" -m pip install --quiet --no-deps --no-build-isolation "$UVICORN_SRC"
+# httpx-ws at the versions of its own uv.lock where it pins them.
 make_env httpx-ws \
-    anyio==4.11.0 httpx==0.28.1 httpcore==1.0.9 starlette==0.48.0 uvicorn==0.38.0 \
-    httptools==0.9.0 uvloop==0.23.0 websockets==17.4 trio==0.31.0 pytest==8.4.2 \
-    pytest-cov==7.0.0 pytest-rerunfailures==16.7 hatchling==1.33.0 hatch-regex-commit==0.0.4
+    anyio==4.11.0 attrs==26.1.0 certifi==2026.10.19.post1 click==8.5.1 coverage==7.18.0 \
+    hatch-regex-commit==0.0.4 hatchling==1.33.0 httpcore==1.0.9 httptools==0.9.0 \
+    httpx==0.28.1 idna==3.21 iniconfig==2.3.1 outcome==1.3.0.post0 packaging==26.4 \
+    pathspec==1.1.1 pluggy==1.7.0 Pygments==2.21.0 pytest==8.4.2 pytest-cov==7.0.0 \
+    pytest-rerunfailures==16.7 sniffio==1.3.1 sortedcontainers==2.4.0 starlette==0.48.0 \
+    tomlkit==0.15.3 trio==0.31.0 trove-classifiers==2026.9.21.13 typing_extensions==4.16.0 \
+    uvicorn==0.38.0 uvloop==0.23.0 websockets==17.4
 "$WORK/venv-httpx-ws/bin/python" -m pip install --quiet --no-deps --no-build-isolation "$HTTPX_WS_SRC"
 
 # wsproto's own tests that use only its public API. Left out, because they test wsproto's
