@@ -295,7 +295,7 @@ def _received_bytes(items: List[Any]) -> int:
 
 
 def test_on_message_echo_stops_reading_a_peer_that_never_reads(loop_kind: str) -> None:
-    count, size = 160, 65536  # 10 MiB
+    count, size = 128, 65536  # 8 MiB
 
     async def echo_callback(ws: Any) -> None:
         ws.on_message = ws.send_nowait  # the README's fastest echo
@@ -319,7 +319,7 @@ def test_on_message_echo_stops_reading_a_peer_that_never_reads(loop_kind: str) -
 def test_broadcast_from_on_message_stops_reading_a_peer_that_never_reads(
     loop_kind: str,
 ) -> None:
-    count, size = 160, 65536
+    count, size = 128, 65536
     others: List[int] = []
 
     async def relay(ws: Any) -> None:
@@ -400,6 +400,31 @@ def client_only(server_transport: str) -> None:
         pytest.skip("a client test: turbows's server transport plays no part")
 
 
+async def _flood_client(
+    frames: Iterable[bytes],
+    done: Callable[[List[Any]], bool],
+    on_message: Optional[Callable[[Any], Callable[[Any], Any]]] = None,
+    **connect: Any,
+) -> HostilePeer:
+    """Connect a client to a hostile server that floods it with ``frames`` (``on_message``
+    of the client, if given, is ``on_message(ws)``), check that the client's write buffer
+    stays bounded, then let the server read; return it."""
+    port: List[int] = []
+    peer = HostilePeer(_hostile_server(port), frames, done, masked_input=True)
+    peer.start()  # it answers the opening handshake
+    ws = await fa.connect(f"ws://127.0.0.1:{port[0]}/", write_limit=WRITE_LIMIT, **connect)
+    try:
+        if on_message is not None:
+            ws.on_message = on_message(ws)
+        await _start(peer, lambda: [ws], 1)
+        _check_bound(await _watch(peer, _write_buffer(lambda: [ws])))
+        await _finish(peer)
+    finally:
+        ws.abort()
+        await ws.wait_closed()
+    return peer
+
+
 @pytest.mark.usefixtures("client_only")
 def test_client_keeps_one_pong_for_a_server_sending_pings_and_never_reading(
     loop_kind: str,
@@ -408,22 +433,35 @@ def test_client_keeps_one_pong_for_a_server_sending_pings_and_never_reading(
     last = _ping_payload(count - 1)
 
     async def main() -> None:
-        port: List[int] = []
-        peer = HostilePeer(
-            _hostile_server(port),
-            (_ping(i, False) for i in range(count)),
-            lambda items: last in _pongs(items),
-            masked_input=True,
+        peer = await _flood_client(
+            (_ping(i, False) for i in range(count)), lambda items: last in _pongs(items)
         )
-        peer.start()  # it answers the opening handshake
-        ws = await fa.connect(f"ws://127.0.0.1:{port[0]}/", write_limit=WRITE_LIMIT)
-        await _start(peer, lambda: [ws], 1)
-        _check_bound(await _watch(peer, _write_buffer(lambda: [ws])))
-        await _finish(peer)
         pongs = _pongs(peer.items)
         assert pongs and pongs[-1] == last, pongs[-3:]
-        ws.abort()
-        await ws.wait_closed()
+        assert len(pongs) < count
+
+    _run(main, loop_kind)
+
+
+@pytest.mark.usefixtures("client_only")
+def test_client_answers_a_close_once_after_pings_from_a_server_that_never_reads(
+    loop_kind: str,
+) -> None:
+    count = 64_000
+    close = turbows.build_frame(turbows.Opcode.CLOSE, b"\x03\xe9moving")
+
+    def frames() -> Iterable[bytes]:
+        for i in range(count):
+            yield _ping(i, False)
+        yield close
+
+    def closed(items: List[Any]) -> bool:
+        return bool(items) and type(items[-1]) is turbows.CloseReceived
+
+    async def main() -> None:
+        peer = await _flood_client(frames(), closed)
+        closes = [i for i in peer.items if type(i) is turbows.CloseReceived]
+        assert [c.code for c in closes] == [1001]  # the client echoes the code, once
 
     _run(main, loop_kind)
 
@@ -432,36 +470,22 @@ def test_client_keeps_one_pong_for_a_server_sending_pings_and_never_reading(
 def test_client_on_message_echo_stops_reading_a_server_that_never_reads(
     loop_kind: str,
 ) -> None:
-    count, size = 160, 65536
+    count, size = 128, 65536  # 8 MiB
 
     def frames() -> Iterable[bytes]:
-        payload = os.urandom(size)
-        frame = turbows.build_frame(turbows.Opcode.BINARY, payload)
+        frame = turbows.build_frame(turbows.Opcode.BINARY, os.urandom(size))
         for _ in range(count):
             yield frame
 
     async def main() -> None:
-        port: List[int] = []
-        peer = HostilePeer(
-            _hostile_server(port),
+        peer = await _flood_client(
             frames(),
             lambda items: _received_bytes(items) == count * size,
-            masked_input=True,
-        )
-        peer.start()  # it answers the opening handshake
-        ws = await fa.connect(
-            f"ws://127.0.0.1:{port[0]}/",
-            write_limit=WRITE_LIMIT,
+            lambda ws: ws.send_nowait,
             extensions=[],
             max_message_size=None,
         )
-        ws.on_message = ws.send_nowait
-        await _start(peer, lambda: [ws], 1)
-        _check_bound(await _watch(peer, _write_buffer(lambda: [ws])))
-        await _finish(peer)
         assert _received_bytes(peer.items) == count * size
-        ws.abort()
-        await ws.wait_closed()
 
     _run(main, loop_kind)
 
