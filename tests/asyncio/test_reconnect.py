@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import sys
 from typing import Any, List
 
 import pytest
@@ -26,27 +29,45 @@ def test_backoff_delays_grow_are_capped_and_jittered() -> None:
     assert all(3.0 <= policy.delay(1, rejected) <= 3.6 for _ in range(20))
 
 
-def test_decision_table() -> None:
-    def closed(code: int) -> fa.WebSocketClosed:
-        return fa.WebSocketClosed.from_event(turbows.ConnectionClosed(code, "", code != 1006))
+def closed(code: int, reason: str = "") -> fa.WebSocketClosed:
+    return fa.WebSocketClosed.from_event(turbows.ConnectionClosed(code, reason, code != 1006))
 
-    def rejected(status: int) -> fa.HandshakeRejected:
-        return fa.HandshakeRejected(status, turbows._http.Headers())
 
-    for code in (1000, 1001):
-        assert not fa.default_should_retry(closed(code))
-    for code in (1006, 1011, 1012, 1013):
-        assert fa.default_should_retry(closed(code))
-    for status in (400, 401, 403, 404, 426):
-        assert not fa.default_should_retry(rejected(status))
-    assert fa.default_should_retry(rejected(503))
-    assert fa.default_should_retry(ConnectionRefusedError())
-    assert fa.default_should_retry(fa.OpenTimeout())
-    assert not fa.default_should_retry(ValueError())
+def rejected(status: int) -> fa.HandshakeRejected:
+    return fa.HandshakeRejected(status, turbows._http.Headers())
+
+
+@pytest.mark.parametrize(
+    "error, retry",
+    [
+        # A deploy, a restart, a crash, an overloaded server: come back.
+        *[(closed(code), True) for code in (1001, 1006, 1011, 1012, 1013, 1014)],
+        # Anything else the RFC or IANA defines but does not forbid again: retry.
+        *[(closed(code), True) for code in (1005, 1015, 3000, 3999)],
+        # A normal close, and what would only fail the same way again: stop.
+        *[(closed(code), False) for code in (1000, 1002, 1003, 1007, 1008, 1009, 1010)],
+        # The application's own codes go to the callback; without one: stop.
+        *[(closed(code), False) for code in (4000, 4001, 4999)],
+        *[(rejected(status), True) for status in (408, 425, 429, 500, 502, 503, 504)],
+        *[(rejected(status), False) for status in (400, 401, 403, 404, 426, 301)],
+        (ConnectionRefusedError(), True),
+        (fa.OpenTimeout(), True),
+        (fa.HandshakeFailed("not a WebSocket answer"), True),
+        (ValueError(), False),
+    ],
+    ids=repr,
+)
+def test_decision_table_row(error: BaseException, retry: bool) -> None:
+    assert fa.default_should_retry(error) is retry
+
+
+def test_the_callback_overrides_the_table_and_none_keeps_it() -> None:
     override = fa.RetryPolicy(
-        should_retry=lambda e: True if isinstance(e, fa.HandshakeRejected) else None
+        should_retry=lambda e: True if getattr(e, "code", 0) == 4001 else None
     )
-    assert override.decide(rejected(403)) and not override.decide(closed(1000))
+    assert override.decide(closed(4001))
+    assert not override.decide(closed(4002))
+    assert not override.decide(closed(1000)) and override.decide(closed(1001))
 
 
 def test_parse_retry_after() -> None:
@@ -253,5 +274,154 @@ def test_reconnecting_client_sends_fresh_headers_each_attempt() -> None:
                 for _ in range(3):
                     assert await client.recv() == "event"
         assert seen[:3] == ["0", "1", "2"]
+
+    run(main)
+
+
+SERVER = os.path.join(os.path.dirname(__file__), "reconnect_server.py")
+
+
+async def start_server(port: int) -> "asyncio.subprocess.Process":
+    """The ticking server of reconnect_server.py in a process of its own, once it listens."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, SERVER, str(port), stdout=asyncio.subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    assert await asyncio.wait_for(proc.stdout.readline(), 10) == b"ready\n"
+    return proc
+
+
+def test_the_documented_loop_survives_kill_9_a_restart_and_a_deploy_without_try() -> None:
+    """The README's loop, as written there (no try/except): the server is killed with
+    SIGKILL (the client sees 1006), restarted, then deployed (SIGTERM: 1001 to the client) and
+    started again; the client follows all three processes and ends when it closes."""
+    port = free_port()
+
+    async def main() -> None:
+        procs = [await start_server(port)]
+        seen: List[str] = []  # the pid of each server that sent a message, in order
+        policy = fa.RetryPolicy(initial_delay=0.05, factor=1.5, max_delay=0.3, jitter=0.1)
+        try:
+            async for ws in fa.connect(f"ws://127.0.0.1:{port}/", reconnect=policy):
+                async for message in ws:
+                    pid, n = message.split()
+                    if not seen or seen[-1] != pid:
+                        seen.append(pid)
+                    if n != "3":
+                        continue
+                    if len(seen) == 1:
+                        procs[0].kill()  # kill -9
+                        await procs[0].wait()
+                        procs.append(await start_server(port))
+                    elif len(seen) == 2:
+                        procs[1].terminate()  # a deploy: 1001 "going away"
+                        await procs[1].wait()
+                        procs.append(await start_server(port))
+                    else:
+                        await ws.close()  # this side is done: the outer loop ends quietly
+            assert seen == [str(p.pid) for p in procs]
+            assert procs[0].returncode == -signal.SIGKILL and procs[1].returncode == 0
+        finally:
+            for proc in procs:
+                if proc.returncode is None:
+                    proc.terminate()
+                    await proc.wait()
+
+    run(main, timeout=30)
+
+
+@pytest.mark.parametrize("code", [1008, 1002, 4001])
+def test_a_stop_code_is_raised_with_the_reason_and_logged_as_a_warning(
+    code: int, caplog: Any
+) -> None:
+    async def closer(ws: fa.ServerWebSocket) -> None:
+        await ws.close(code, "go away for good")
+
+    async def main() -> None:
+        attempts: List[fa.Attempt] = []
+        async with fa.serve(closer, "127.0.0.1", 0) as server:
+            policy = fa.RetryPolicy(**FAST, on_attempt=attempts.append)
+            with pytest.raises(fa.ClosedError) as info:
+                async for ws in fa.connect(uri(server), reconnect=policy):
+                    async for _ in ws:
+                        pass
+            assert info.value.code == code and info.value.reason == "go away for good"
+            assert len(attempts) == 1
+
+    with caplog.at_level(logging.INFO, logger="turbows"):
+        run(main)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and str(code) in warnings[0].getMessage()
+
+
+def test_a_server_1000_ends_the_loop_quietly_and_1012_is_retried() -> None:
+    connections = 0
+
+    async def handler(ws: fa.ServerWebSocket) -> None:
+        nonlocal connections
+        connections += 1
+        await ws.close(1012 if connections < 3 else 1000)
+
+    async def main() -> None:
+        async with fa.serve(handler, "127.0.0.1", 0) as server:
+            async for ws in fa.connect(uri(server), reconnect=fa.RetryPolicy(**FAST)):
+                async for _ in ws:
+                    pass
+        assert connections == 3
+
+    run(main)
+
+
+def test_attempts_are_counted_alike_in_logs_and_callbacks_while_connections_drop(
+    caplog: Any,
+) -> None:
+    """Connections that drop at once do not reset the count: the log says attempt 2, 3, 4
+    with growing delays, never attempt 1 again."""
+    connections = 0
+
+    async def dropper(ws: fa.ServerWebSocket) -> None:
+        nonlocal connections
+        connections += 1
+        if connections < 4:
+            ws.transport.abort()
+        else:
+            await ws.close(1000)
+
+    async def main() -> None:
+        attempts: List[fa.Attempt] = []
+        async with fa.serve(dropper, "127.0.0.1", 0) as server:
+            policy = fa.RetryPolicy(
+                initial_delay=0.01, factor=2.0, max_delay=1.0, jitter=0.0,
+                on_attempt=attempts.append,
+            )
+            async for ws in fa.connect(uri(server), reconnect=policy):
+                await ws.wait_closed()
+        assert [a.number for a in attempts] == [1, 2, 3, 4]
+        assert [a.delay for a in attempts] == [0.0, 0.01, 0.02, 0.04]
+
+    with caplog.at_level(logging.INFO, logger="turbows"):
+        run(main)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("reconnecting")]
+    assert [line.split("attempt ")[1].split(" in ")[0] for line in lines] == ["2", "3", "4"]
+
+
+def test_reconnecting_client_comes_back_after_a_deploy_1001() -> None:
+    connections = 0
+
+    async def handler(ws: fa.ServerWebSocket) -> None:
+        nonlocal connections
+        connections += 1
+        await ws.send(f"hello {connections}")
+        if connections == 1:
+            await ws.close(1001, "deploying")
+        else:
+            await ws.wait_closed()
+
+    async def main() -> None:
+        async with fa.serve(handler, "127.0.0.1", 0) as server:
+            async with fa.ReconnectingClient(uri(server), policy=fa.RetryPolicy(**FAST)) as client:
+                assert await client.recv() == "hello 1"
+                assert await client.recv() == "hello 2"
+                assert client.state == "open"
 
     run(main)

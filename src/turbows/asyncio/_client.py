@@ -31,7 +31,7 @@ class ClientWebSocket(WebSocket):
     """The client side of a connection; see :class:`WebSocket`. ``response_headers`` holds
     the headers of the server's 101 response."""
 
-    __slots__ = ("_opening", "_rejected")
+    __slots__ = ("_opening", "_rejected", "_reconnecting", "_closed_here")
 
     def __init__(
         self,
@@ -44,6 +44,23 @@ class ClientWebSocket(WebSocket):
         self._conn = ClientConnection(uri, **conn_kwargs)
         self._opening: asyncio.Future[None] = loop.create_future()
         self._rejected: Optional[Rejected] = None
+        # Set by the reconnecting iterator: ``async for message in ws`` then ends quietly
+        # on any close, and the iterator decides whether to connect again.
+        self._reconnecting = False
+        # Whether the application called close(): the reconnecting iterator then stops.
+        self._closed_here = False
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection with ``code`` and ``reason`` and wait until it is closed.
+
+        In the ``async for ws in connect(..., reconnect=...)`` form, this also ends the
+        reconnecting: the application is done with the server.
+        """
+        self._closed_here = True
+        await super().close(code, reason)
+
+    def _ends_quietly(self) -> bool:
+        return self._reconnecting
 
     def _on_accepted(self, event: Accepted) -> None:
         self.response_headers = event.headers
@@ -213,11 +230,14 @@ def connect(
         async for ws in connect(uri, reconnect=RetryPolicy(max_attempts=10)):
             ...                                 # a new connection after each drop
 
-    The ``async for`` form connects again after each retryable failure or close, waiting as
-    the :class:`RetryPolicy` says; it ends when the decision table says stop (a 1000/1001
-    close, a 4xx rejection) and raises :class:`RetriesExhausted` after ``max_attempts``
-    failed attempts in a row. For queued sends and state-restoring hooks, see
-    :class:`ReconnectingClient`.
+    The ``async for`` form connects again after each retryable failure or close (a killed
+    server, a deploy's 1001 or 1012, a 503), waiting as the :class:`RetryPolicy` says; inside
+    it, ``async for message in ws`` ends quietly on any close, so no ``try``/``except`` is
+    needed. It ends when this side closed the connection or the server closed it with 1000,
+    and raises when the policy gives up: the close error (1002, 1003, 1007-1010, 4000-4999),
+    the :class:`HandshakeRejected` (401, 403, 404, ...), or :class:`RetriesExhausted` after
+    ``max_attempts`` failed attempts in a row (see :func:`default_should_retry` for the whole
+    table). For queued sends and state-restoring hooks, see :class:`ReconnectingClient`.
 
     Args:
         uri: the server URI; user info becomes a Basic ``Authorization`` header.

@@ -263,7 +263,8 @@ class WebSocket(asyncio.Protocol):
         return self
 
     async def __anext__(self) -> Message:
-        """Same as :meth:`recv`, but a normal close ends the iteration."""
+        """Same as :meth:`recv`, but a normal close ends the iteration (any close, for a
+        connection of the ``async for ws in connect(..., reconnect=...)`` form)."""
         # recv's steps repeated (keep them in step): a shared helper for the queue pop cost
         # about 4% of the handler mode's CPU per message (50-connection echo, 7 runs each).
         queue = self._queue
@@ -275,8 +276,10 @@ class WebSocket(asyncio.Protocol):
             if self._head >= len(queue):
                 try:
                     await self._wait_message()
-                except ClosedOK:
-                    raise StopAsyncIteration from None
+                except WebSocketClosed as exc:
+                    if type(exc) is ClosedOK or self._ends_quietly():
+                        raise StopAsyncIteration from None
+                    raise
             head = self._head
         message = queue[head]
         head += 1
@@ -644,6 +647,10 @@ class WebSocket(asyncio.Protocol):
             finally:
                 if self._waiter is waiter:
                     self._waiter = None
+
+    def _ends_quietly(self) -> bool:
+        """Whether any close, not only a normal one, ends ``async for message in ws``."""
+        return False
 
     def _raise_closed(self) -> None:
         """Raise the close error if the connection is closing or closed."""

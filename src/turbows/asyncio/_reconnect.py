@@ -22,7 +22,7 @@ from ..events import ConnectionClosed
 from ..exceptions import TurboWSError
 from ._client import ClientWebSocket, Connect
 from ._exceptions import ClosedOK, HandshakeError, HandshakeRejected, WebSocketClosed
-from ._protocol import Message
+from ._protocol import Message, WebSocket
 
 __all__ = [
     "Attempt",
@@ -35,9 +35,12 @@ __all__ = [
 
 logger = logging.getLogger("turbows")
 
-#: Close codes after which reconnecting is pointless or unwanted: a normal close, the peer
-#: going away for good, and errors that would happen again (RFC 6455 7.4.1).
-STOP_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010})
+#: Close codes after which connecting again would fail the same way: the server found our
+#: frames or messages unacceptable (RFC 6455 7.4.1). Reconnecting stops and the error is raised.
+STOP_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010})
+#: Close codes of a server that restarts, is deployed or is overloaded: come back later.
+#: 1001 "going away" is what every graceful shutdown sends, 1012 "service restart" likewise.
+RETRY_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013, 1014})
 #: HTTP statuses worth retrying: the server is (temporarily) unable to serve.
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -60,7 +63,9 @@ class Attempt:
     """Progress of a (re)connection attempt, passed to ``on_attempt`` before its delay.
 
     Attributes:
-        number: 1 for the first attempt after a success (or the very first), then 2, 3, ...
+        number: 1 for the very first attempt, then 2, 3, ... while attempts fail or
+            connections drop sooner than ``reset_after``; 1 again after a connection that
+            stayed open that long (the same count as the backoff level, and as the logs).
         delay: seconds waited before this attempt (0.0 for the very first attempt).
         error: what ended the previous connection or attempt, or None for the first one.
     """
@@ -95,17 +100,46 @@ def parse_retry_after(value: Optional[str]) -> Optional[float]:
 def default_should_retry(error: BaseException) -> bool:
     """The decision table: whether to connect again after ``error``.
 
-    - a connection that closed: stop after 1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010;
-      retry after any other code (1005, 1006, 1011, 1012, 1013, 1014, 3000-4999);
-    - a handshake rejected with an HTTP status: retry 408, 425, 429, 500, 502, 503, 504;
-      stop on any other (400, 401, 403, 404, 426, redirects, ...);
-    - an invalid handshake response, a timeout or a network error (``OSError``): retry.
+    ==========================================  ======================================
+    what ended the connection or the attempt    decision
+    ==========================================  ======================================
+    this side closed (``ws.close()``)           stop, quietly (decided before this table)
+    the server closed with 1000                 stop, quietly
+    1001, 1006, 1011, 1012, 1013, 1014          retry (a restart, a deploy, a crash, overload)
+    1002, 1003, 1007, 1008, 1009, 1010          stop: the error is raised
+    4000-4999 (the application's own codes)     stop, unless ``should_retry`` answers
+    any other code (1005, 1015, 3000-3999)      retry
+    HTTP 408, 425, 429, 500, 502, 503, 504      retry (honouring ``Retry-After``)
+    any other HTTP status (401, 403, 404, 426)  stop: :class:`HandshakeRejected` is raised
+    an invalid handshake answer, a timeout,     retry
+    a network error (``OSError``)
+    anything else                               stop: the error is raised
+    ==========================================  ======================================
     """
     if isinstance(error, WebSocketClosed):
-        return error.code not in STOP_CLOSE_CODES
+        code = error.code
+        if code in RETRY_CLOSE_CODES:
+            return True
+        if code == 1000 or code in STOP_CLOSE_CODES or 4000 <= code <= 4999:
+            return False
+        return True
     if isinstance(error, HandshakeRejected):
         return error.status in RETRY_STATUSES
     return isinstance(error, (HandshakeError, OSError, asyncio.TimeoutError))
+
+
+def _why_stop(error: BaseException) -> str:
+    """Why the decision table stopped after ``error``, for the log and the raised error."""
+    if isinstance(error, WebSocketClosed):
+        if 4000 <= error.code <= 4999:
+            return (
+                f"the server closed with the application's code {error.code}"
+                f" ({error.reason!r}); RetryPolicy(should_retry=...) decides on these"
+            )
+        return f"the server closed with {error.code} ({error.reason!r}), which is not retried"
+    if isinstance(error, HandshakeRejected):
+        return f"the server answered HTTP {error.status}, which is not retried"
+    return f"{error!r} is not retried"
 
 
 class RetryPolicy:
@@ -191,27 +225,28 @@ async def _reconnecting(
 ) -> AsyncIterator[ClientWebSocket]:
     """Yield a new open connection each time the previous one ended and the policy says retry.
 
-    After the consumer's iteration, a connection still open is closed with 1000 (which the
-    decision table treats as a stop).
+    A connection yielded here ends ``async for message in ws`` quietly whatever its close
+    code: this generator decides what comes next. It returns when this side closed the
+    connection or the server closed it with 1000, and raises the error (the close, the
+    rejection, :class:`RetriesExhausted`) when the policy stops for any other reason. After
+    the consumer's iteration, a connection still open is closed with 1000.
     """
     loop = asyncio.get_running_loop()
-    failures = 0
-    level = 0
+    failures = 0  # attempts in a row that did not open (for max_attempts)
+    level = 0  # the backoff level; back to 0 after a connection that lasted reset_after
+    number = 0  # the attempt's number in the logs and Attempt, counted like the level
     error: Optional[BaseException] = None
     while True:
         delay = 0.0 if error is None else policy.delay(level, error)
-        attempt = Attempt(failures + 1, delay, error)
+        number += 1
+        attempt = Attempt(number, delay, error)
         factory = connect if isinstance(connect, Connect) else connect()
         uri = factory.uri
         if error is None:
-            logger.info("connecting to %s (attempt %d)", uri, attempt.number)
+            logger.info("connecting to %s", uri)
         else:
             logger.info(
-                "reconnecting to %s (attempt %d) in %.3f s after %r",
-                uri,
-                attempt.number,
-                delay,
-                error,
+                "reconnecting to %s: attempt %d in %.2f s after %s", uri, number, delay, error
             )
         if policy.on_attempt is not None:
             policy.on_attempt(attempt)
@@ -221,16 +256,20 @@ async def _reconnecting(
             ws = await factory._open()
         except _RETRYABLE_ERRORS as exc:
             if not policy.decide(exc):
-                logger.info("not retrying after %r", exc)
+                logger.warning("not reconnecting to %s: %s", uri, _why_stop(exc))
                 raise
             failures += 1
             level += 1
             if policy.max_attempts is not None and failures >= policy.max_attempts:
+                logger.warning(
+                    "giving up on %s after %d failed attempts in a row: %s", uri, failures, exc
+                )
                 raise RetriesExhausted(failures, exc) from exc
             error = exc
             continue
         failures = 0
         opened = loop.time()
+        ws._reconnecting = True
         logger.info("connected to %s", uri)
         try:
             yield ws
@@ -239,12 +278,18 @@ async def _reconnecting(
                 await ws.close()
         event = ws.closed_event
         assert event is not None
+        if ws._closed_here:
+            return  # this side closed: the application is done with the connection
         closed = WebSocketClosed.from_event(event)
         if not policy.decide(closed):
-            logger.info("connection to %s closed with %d: not reconnecting", uri, event.code)
-            return
+            if closed.code == 1000:
+                logger.info("%s closed the connection with 1000: not reconnecting", uri)
+                return
+            logger.warning("not reconnecting to %s: %s", uri, _why_stop(closed))
+            raise closed
         if loop.time() - opened >= policy.reset_after:
             level = 0
+            number = 0
         level += 1
         error = closed
 
@@ -472,7 +517,9 @@ class ReconnectingClient:
                     pass
                 except Exception:
                     logger.exception("on_connect failed")
-                    await ws.close(1011, "on_connect failed")
+                    # WebSocket.close, not ws.close: this is no close by the application,
+                    # so the decision table sees the 1011 and retries.
+                    await WebSocket.close(ws, 1011, "on_connect failed")
                 else:
                     self._ws = ws
                     self._readable.append(ws)
@@ -482,12 +529,8 @@ class ReconnectingClient:
                 self._ws = None
                 self.state = "connecting"
                 event = ws.closed_event
-                if event is not None:
-                    closed = WebSocketClosed.from_event(event)
-                    if self._on_disconnect is not None:
-                        self._on_disconnect(closed)
-                    if not policy.decide(closed):
-                        self._final = closed
+                if event is not None and self._on_disconnect is not None:
+                    self._on_disconnect(WebSocketClosed.from_event(event))
                 self._notify()
             if self._final is None:
                 self._final = ClosedOK.from_event(
