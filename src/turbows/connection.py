@@ -764,8 +764,9 @@ class ServerConnection(_Connection):
 
     The first event is a :class:`turbows.events.Request`; answer it with :meth:`accept` or
     :meth:`reject`. Requests that cannot be accepted are answered by the connection itself:
-    400 (malformed), 405 (not GET), 426 with ``Sec-WebSocket-Version: 13`` (another protocol
-    version), 403 (origin not allowed), 431 (head too large or too many headers), 505 (not
+    400 (malformed), 405 (not GET), 426 with ``Upgrade: websocket`` and a readable body (a
+    plain GET: a browser visiting the URL), 426 with ``Sec-WebSocket-Version: 13`` (another
+    protocol version), 403 (origin not allowed), 431 (head too large or too many headers), 505 (not
     HTTP/1.1, or a handshake over HTTP/1.0 with ``http_requests``); the application then sees
     only the :class:`ConnectionClosed` event.
 
@@ -793,7 +794,7 @@ class ServerConnection(_Connection):
         max_headers: the largest number of header fields.
         http_requests: also hand plain HTTP requests to the application as a
             :class:`Request` whose ``upgrade`` is False, to be answered with ``reject`` (a
-            health check's 200, a redirect, a page), rather than answering them itself (400,
+            health check's 200, a redirect, a page), rather than answering them itself (426,
             405 or 505). Plain means a ``GET`` without ``Upgrade: websocket``, or any ``HEAD``
             or ``OPTIONS`` (only a GET can open a WebSocket; ``OPTIONS *`` too), over
             HTTP/1.1 or HTTP/1.0, as load balancers' health checks often send (HAProxy:

@@ -281,7 +281,8 @@ def check_request(
 
     Raises:
         InvalidHandshake: with the status to answer with: 400 (malformed), 405 (not GET),
-            426 (another protocol version, with ``Sec-WebSocket-Version: 13``), 403 (origin).
+            426 (a plain GET, without ``Upgrade`` and key, with ``Upgrade: websocket``; or another
+            protocol version, with ``Sec-WebSocket-Version: 13``), 403 (origin).
     """
     if method != "GET":
         # RFC 6455 4.1: the handshake MUST be a GET request.
@@ -292,6 +293,16 @@ def check_request(
             raise InvalidHandshake("missing Host header", 400)
         # RFC 6455 4.2.1: an Upgrade header containing "websocket" (case-insensitive) and a
         # Connection header containing the "Upgrade" token.
+        if "Upgrade" not in headers and "Sec-WebSocket-Key" not in headers:
+            # Not a broken handshake but a plain GET: a browser (or curl) visiting the URL.
+            # RFC 9110 15.5.22: 426 Upgrade Required
+            # with the protocol to upgrade to, and a body that a person can read.
+            raise InvalidHandshake(
+                "this URL is a WebSocket endpoint, and the request did not ask for an upgrade"
+                " (no Upgrade: websocket header); open it with a WebSocket client",
+                426,
+                [("Upgrade", "websocket")],
+            )
         if not _has_token(headers, "Upgrade", "websocket"):
             raise InvalidHandshake("missing or invalid Upgrade header: expected websocket", 400)
         if not _has_token(headers, "Connection", "upgrade"):

@@ -255,11 +255,12 @@ def test_process_request_answers_plain_http_requests(fast_transport: bool) -> No
     ]
 
 
-def test_plain_http_requests_get_400_without_process_request() -> None:
+def test_a_browser_visiting_the_url_gets_426_and_a_readable_body() -> None:
     async def main() -> None:
         async with fa.serve(echo, "127.0.0.1", 0) as server:
             answer = await _http_get(server.port, "/health")
-            assert answer.startswith(b"HTTP/1.1 400 ")
+            assert answer.startswith(b"HTTP/1.1 426 Upgrade Required\r\n")
+            assert b"open it with a WebSocket client" in answer
 
     run(main)
 

@@ -416,8 +416,13 @@ def test_invalid_server_options(codec, kw):
 PLAIN_GET = b"GET /health?full=1 HTTP/1.1\r\nHost: server.example.com\r\nAccept: */*\r\n\r\n"
 
 
-def test_plain_get_is_answered_400_unless_asked_for(codec):
-    assert _status(_auto_rejected(codec, PLAIN_GET)) == 400
+def test_plain_get_is_answered_426_with_a_readable_body_unless_asked_for(codec):
+    # A browser visiting the WebSocket URL: 426 Upgrade Required names the protocol
+    # (RFC 9110 15.5.22) and the body tells a person what the URL is for.
+    response = _auto_rejected(codec, PLAIN_GET)
+    assert _status(response) == 426
+    assert b"\r\nUpgrade: websocket\r\n" in response
+    assert b"WebSocket endpoint" in response.split(b"\r\n\r\n", 1)[1]
 
 
 def test_plain_get_reaches_the_application_when_asked_for(codec):

@@ -613,7 +613,8 @@ def serve(
             or HTTP/1.0 (``request.upgrade`` is False: health checks, browsers), which it
             answers with a :class:`Reject` of any status, 200 included; None or
             :class:`Accept` there gets 426 Upgrade Required. Other methods get 405. Without
-            ``process_request``, plain requests get 400 (405 if not GET, 505 over HTTP/1.0).
+            ``process_request``, a plain GET gets 426 Upgrade Required with a short body that
+            says what the URL is (405 if not GET, 505 over HTTP/1.0).
         subprotocols: the subprotocols this server speaks, in its order of preference.
         origins: an allow-list of ``Origin`` values (include None to allow clients that send
             none), or a callable ``origin -> bool``; other origins get 403. None allows all.
