@@ -242,8 +242,12 @@ def parse_request_head(
     return method, target, version, headers
 
 
-def parse_response_head(head: bytes, max_headers: int) -> Tuple[int, str, Headers]:
+def parse_response_head(
+    head: bytes, max_headers: int, *, http_1_0: bool = False
+) -> Tuple[int, str, Headers]:
     """Parse a response head (status line, fields, blank line).
+
+    ``http_1_0`` accepts an HTTP/1.0 status line too (a plain HTTP server's answer).
 
     Returns:
         ``(status, reason_phrase, headers)``.
@@ -255,7 +259,7 @@ def parse_response_head(head: bytes, max_headers: int) -> Tuple[int, str, Header
     line = lines[0].decode("latin-1")
     version, _, rest = line.partition(" ")
     status, _, phrase = rest.partition(" ")
-    _check_version(version)
+    _check_version(version, http_1_0)
     if len(status) != 3 or not status.isdigit() or not status.isascii():
         raise HTTPError(400, f"invalid status line {line[:64]!r}")
     return int(status), phrase, _parse_fields(lines[1:], max_headers)

@@ -1142,7 +1142,11 @@ class ClientConnection(_Connection):
         head = bytes(buf[:end])
         del buf[:end]
         try:
-            status, phrase, headers = parse_response_head(head, self._options[5])
+            # An HTTP/1.0 answer is no handshake, but it is a server's answer: a plain HTTP
+            # server's, which the application should see as such (Rejected with its status).
+            status, phrase, headers = parse_response_head(head, self._options[5], http_1_0=True)
+            if status == 101 and head.startswith(b"HTTP/1.0 "):
+                raise HTTPError(505, "a 101 over HTTP/1.0")
         except HTTPError as exc:
             self._failed_handshake(f"invalid response: {exc.reason}")
             return

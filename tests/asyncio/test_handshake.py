@@ -348,3 +348,36 @@ def test_client_offers_client_max_window_bits_by_default() -> None:
 
     run(main)
     assert offers == [("permessage-deflate", (("client_max_window_bits", None),))]
+
+
+def test_a_client_that_reaches_a_plain_http_server_says_so_with_the_status() -> None:
+    import http.server
+    import threading
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>a page</html>")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Page)  # answers in HTTP/1.0
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+
+    async def main() -> None:
+        with pytest.raises(fa.HandshakeRejected) as info:
+            await fa.connect(f"ws://127.0.0.1:{httpd.server_address[1]}/")
+        assert info.value.status == 200
+        assert str(info.value) == (
+            "not a WebSocket server: it answered the handshake with HTTP 200"
+        )
+
+    try:
+        run(main)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -262,6 +262,22 @@ def _rejected(client):
     return events[0]
 
 
+def test_a_plain_http_1_0_server_answer_is_a_rejection_with_its_status(codec):
+    # python -m http.server and many small servers answer in HTTP/1.0: that is a plain HTTP
+    # server, which the application sees as a Rejected with the status, not a parse error.
+    client, _, _ = _client_and_key(codec)
+    client.receive_data(b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n<html>")
+    client.receive_data(b"")
+    rejected = client.events()[0]
+    assert isinstance(rejected, Rejected) and rejected.status == 200
+    assert rejected.body == b"<html>"
+
+
+def test_a_101_over_http_1_0_fails(codec):
+    client, key, _ = _client_and_key(codec)
+    _fails(client, response_head(key=key).replace(b"HTTP/1.1", b"HTTP/1.0"), "HTTP/1.0")
+
+
 def test_a_rejection_with_content_length_is_read_across_chunks(codec):
     client, _, _ = _client_and_key(codec)
     data = b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic\r\nContent-Length: 11\r\n\r\nlogin first"

@@ -84,7 +84,10 @@ class HandshakeRejected(HandshakeError):
         self.body = body
 
     def __str__(self) -> str:
-        text = self.body[:200].decode("utf-8", "replace")
+        text = self.body[:200].decode("utf-8", "replace").strip()
+        if self.status < 400:
+            # A 200 page, a redirect: the URL is served, but not by a WebSocket server.
+            return f"not a WebSocket server: it answered the handshake with HTTP {self.status}"
         return f"server rejected the WebSocket handshake with HTTP {self.status}" + (
             f": {text}" if text else ""
         )
