@@ -66,13 +66,15 @@ class ChatRoom:
             await self.broadcast({"system": f"{name} left"})
 
 
-def process_request(request: turbows.Request) -> "turbows.asyncio.Reject | None":
+def process_request(
+    request: turbows.Request,
+) -> "turbows.asyncio.Response | turbows.asyncio.Reject | None":
     """The page for plain HTTP GETs of ``/``; the WebSocket handshake only on ``/chat``."""
     path = request.path.split("?", 1)[0]
     if not request.upgrade:
         if path != "/":
-            return turbows.asyncio.Reject(404, [("Content-Type", "text/plain")], "not found\n")
-        return turbows.asyncio.Reject(
+            return turbows.asyncio.Response(404, [("Content-Type", "text/plain")], "not found\n")
+        return turbows.asyncio.Response(
             200,
             [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")],
             PAGE.read_bytes(),

@@ -9,7 +9,8 @@ Every connection ends with exactly one :class:`ConnectionClosed`, which is its l
 
 from __future__ import annotations
 
-from typing import Final, Optional, Tuple
+import urllib.parse
+from typing import Any, Dict, Final, Optional, Tuple
 
 from ._http import ExtensionOffer, Headers
 from .codec import BinaryMessage, CloseReceived, Ping, Pong, TextMessage
@@ -70,6 +71,10 @@ class Request(_Event):
             status, 200 included (``accept`` cannot upgrade it).
         method: ``"GET"`` for a handshake; ``"GET"``, ``"HEAD"`` or ``"OPTIONS"`` for a plain
             request. ``reject`` answers a HEAD without the body (RFC 9110 9.3.2).
+        remote_address: the peer's address, as the I/O layer knows it (``(host, port)`` for
+            TCP in :mod:`turbows.asyncio`); None from a bare sans-I/O connection.
+        tls: the :class:`ssl.SSLObject` of a TLS connection (``version()``, ``cipher()``,
+            ``getpeercert()``), set by the I/O layer; None for plain TCP.
     """
 
     __slots__ = (
@@ -82,6 +87,8 @@ class Request(_Event):
         "subprotocol",
         "upgrade",
         "method",
+        "remote_address",
+        "tls",
     )
 
     def __init__(
@@ -105,6 +112,21 @@ class Request(_Event):
         self.subprotocol = subprotocol
         self.upgrade = upgrade
         self.method = method
+        self.remote_address: Any = None
+        self.tls: Any = None
+
+    @property
+    def query(self) -> Dict[str, str]:
+        """The query string's parameters: ``{"token": "abc"}`` for ``/feed?token=abc``.
+
+        Percent-decoded, the first value of each name; ``urllib.parse.parse_qs`` on
+        ``urllib.parse.urlsplit(request.path).query`` gives every value.
+        """
+        _, _, query = self.path.partition("?")
+        params: Dict[str, str] = {}
+        for name, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
+            params.setdefault(name, value)
+        return params
 
 
 class Accepted(_Event):

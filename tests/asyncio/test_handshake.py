@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional
 
 import pytest
 
@@ -215,7 +215,7 @@ def _health_hook(seen: list[Any]) -> Callable[[turbows.Request], Optional[Any]]:
     def hook(request: turbows.Request) -> Optional[Any]:
         seen.append((request.method, request.path, request.upgrade))
         if request.path == "/health":
-            return fa.Reject(200, [("Content-Type", "text/plain")], "ok\n")
+            return fa.Response(200, [("Content-Type", "text/plain")], "ok\n")
         return None
 
     return hook
@@ -381,3 +381,40 @@ def test_a_client_that_reaches_a_plain_http_server_says_so_with_the_status() -> 
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_process_request_sees_the_peer_and_the_query_and_hands_context_to_the_handler() -> None:
+    seen: List[Any] = []
+
+    def hook(request: turbows.Request) -> Any:
+        seen.append((request.remote_address, request.tls, request.query))
+        token = request.query.get("token")
+        if token != "s3 cret":
+            return fa.Reject(401, body="login first")
+        return fa.Accept(context={"user": "ada"})
+
+    async def handler(ws: fa.ServerWebSocket) -> None:
+        await ws.send(f"{ws.context['user']} from {ws.request.remote_address[0]}")
+
+    async def main() -> None:
+        async with fa.serve(handler, "127.0.0.1", 0, process_request=hook) as server:
+            async with fa.connect(uri(server, "/feed?token=s3%20cret&since=4")) as ws:
+                local = ws.local_address
+                assert await ws.recv() == "ada from 127.0.0.1"
+            with pytest.raises(fa.HandshakeRejected) as info:
+                await fa.connect(uri(server, "/feed?token=wrong"))
+            assert info.value.status == 401
+        assert seen[0] == (tuple(local), None, {"token": "s3 cret", "since": "4"})
+        assert seen[1][2] == {"token": "wrong"}
+
+    run(main)
+
+
+def test_a_response_with_an_invalid_status_is_a_500_not_a_crash() -> None:
+    async def main() -> None:
+        hook = lambda request: fa.Response(101)  # noqa: E731 - 101 cannot be an HTTP answer
+        async with fa.serve(echo, "127.0.0.1", 0, process_request=hook) as server:
+            answer = await _http_get(server.port, "/")
+            assert answer.startswith(b"HTTP/1.1 500 ")
+
+    run(main)

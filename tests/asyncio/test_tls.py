@@ -11,6 +11,7 @@ from typing import Tuple
 
 import pytest
 
+import turbows
 import turbows.asyncio as fa
 
 from aio_helpers import echo, run
@@ -73,3 +74,22 @@ def test_a_client_that_does_not_trust_the_certificate_fails_to_connect(
                 await fa.connect(f"wss://localhost:{server.port}/", open_timeout=5)
 
     run(main, timeout=20)
+
+
+def test_process_request_sees_the_tls_details(certificate: Tuple[Path, Path]) -> None:
+    server_ctx, client_ctx = _contexts(certificate)
+    seen = []
+
+    def hook(request: turbows.Request) -> None:
+        seen.append((request.tls.version(), request.tls.cipher()[0]))
+
+    async def main() -> None:
+        async with fa.serve(echo, "127.0.0.1", 0, ssl=server_ctx, process_request=hook) as server:
+            async with fa.connect(f"wss://localhost:{server.port}/", ssl=client_ctx) as ws:
+                await ws.send("x")
+                assert await ws.recv() == "x"
+                assert seen == [(ws.transport.get_extra_info("ssl_object").version(),
+                                 ws.transport.get_extra_info("cipher")[0])]
+        assert seen[0][0].startswith("TLSv1")
+
+    run(main)

@@ -42,7 +42,7 @@ from ._reconnect import (
     default_should_retry,
     parse_retry_after,
 )
-from ._server import Accept, Reject, Server, ServerWebSocket, serve
+from ._server import Accept, Reject, Response, Server, ServerWebSocket, serve
 
 __all__ = [
     "serve",
@@ -52,6 +52,7 @@ __all__ = [
     "Connect",
     "Accept",
     "Reject",
+    "Response",
     "WebSocket",
     "ServerWebSocket",
     "ClientWebSocket",

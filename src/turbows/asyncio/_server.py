@@ -38,7 +38,7 @@ from ._protocol import (
     reads_into_buffer,
 )
 
-__all__ = ["Accept", "Reject", "Server", "ServerWebSocket", "serve"]
+__all__ = ["Accept", "Reject", "Response", "Server", "ServerWebSocket", "serve"]
 
 logger = logging.getLogger("turbows")
 
@@ -52,26 +52,23 @@ class Accept:
         subprotocol: the subprotocol to select (one the client offered), or None for the
             server's preferred one among those offered.
         headers: extra response headers (``Set-Cookie``, ...).
+        context: anything the handler should have, found while checking the request (the
+            authenticated user, a session): the handler reads it as ``ws.context``, so that
+            authentication is done once, in the handshake.
     """
 
-    __slots__ = ("subprotocol", "headers")
+    __slots__ = ("subprotocol", "headers", "context")
 
-    def __init__(self, subprotocol: Optional[str] = None, headers: HeadersLike = ()) -> None:
+    def __init__(
+        self, subprotocol: Optional[str] = None, headers: HeadersLike = (), context: Any = None
+    ) -> None:
         self.subprotocol = subprotocol
         self.headers = headers
+        self.context = context
 
 
-class Reject:
-    """A ``process_request`` answer: refuse the handshake with an HTTP response.
-
-    Also the answer to a plain HTTP request (``request.upgrade`` is False), such as a health
-    check's ``Reject(200, [("Content-Type", "text/plain")], "ok")``.
-
-    Args:
-        status: the HTTP status, e.g. 401, 403, 404 or 503 (or 200 for a plain request).
-        headers: response headers (``WWW-Authenticate``, ``Retry-After``, ...).
-        body: the response body; ``str`` is sent as UTF-8.
-    """
+class _HTTPAnswer:
+    """An HTTP response that ``process_request`` sends instead of opening a WebSocket."""
 
     __slots__ = ("status", "headers", "body")
 
@@ -82,22 +79,58 @@ class Reject:
         self.headers = headers
         self.body = body
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.status}, {self.headers!r}, {self.body!r})"
 
-ProcessRequest = Callable[
-    [Request], Union[None, Accept, Reject, Awaitable[Union[None, Accept, Reject]]]
-]
+
+class Reject(_HTTPAnswer):
+    """A ``process_request`` answer: refuse the handshake with an HTTP response.
+
+    Args:
+        status: the HTTP status, e.g. 401, 403, 404 or 503.
+        headers: response headers (``WWW-Authenticate``, ``Retry-After``, ...).
+        body: the response body; ``str`` is sent as UTF-8.
+    """
+
+    __slots__ = ()
+
+
+class Response(_HTTPAnswer):
+    """A ``process_request`` answer to a plain HTTP request (``request.upgrade`` is False):
+    a health check's ``Response(200, [("Content-Type", "text/plain")], "ok")``, a page, a
+    redirect.
+
+    Args:
+        status: the HTTP status (200, 301, 404, ...).
+        headers: response headers (``Content-Type``, ``Location``, ...).
+        body: the response body; ``str`` is sent as UTF-8. A ``HEAD`` gets the head only.
+    """
+
+    __slots__ = ()
+
+
+_Decision = Union[None, Accept, Reject, Response]
+ProcessRequest = Callable[[Request], Union[_Decision, Awaitable[_Decision]]]
 
 
 class ServerWebSocket(WebSocket):
-    """The server side of a connection; see :class:`WebSocket`. ``request`` holds the
-    opening handshake's path and headers."""
+    """The server side of a connection; see :class:`WebSocket`.
 
-    __slots__ = ("_server",)
+    Attributes:
+        request: the opening handshake's :class:`turbows.Request` (``path``, ``query``,
+            ``headers``, ``origin``, ``remote_address``, ``tls``).
+        context: what ``process_request`` handed over with ``Accept(context=...)``, or None.
+    """
+
+    __slots__ = ("_server", "context")
+
+    request: Request
 
     def __init__(self, server: "Server") -> None:
         super().__init__(server._options, server._loop)
         self._server = server
         self._conn = ServerConnection(**server._conn_kwargs)
+        self.context: Any = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._server._connections.add(self)
@@ -107,6 +140,10 @@ class ServerWebSocket(WebSocket):
         self._server._connections.discard(self)
 
     def _on_request(self, request: Request) -> None:
+        transport = self._transport
+        request.remote_address = self.remote_address
+        if transport is not None:
+            request.tls = transport.get_extra_info("ssl_object")
         self.request = request
         server = self._server
         if server._closing:
@@ -139,6 +176,8 @@ class ServerWebSocket(WebSocket):
         if decision is None or isinstance(decision, Accept):
             subprotocol = None if decision is None else decision.subprotocol
             headers = () if decision is None else decision.headers
+            if decision is not None:
+                self.context = decision.context
             try:
                 conn.accept(subprotocol, headers, self._time())
             except ValueError:
@@ -148,10 +187,16 @@ class ServerWebSocket(WebSocket):
                 return False
             self._after()
             return True
-        if isinstance(decision, Reject):
-            conn.reject(decision.status, decision.headers, decision.body)
+        if isinstance(decision, _HTTPAnswer):
+            try:
+                conn.reject(decision.status, decision.headers, decision.body)
+            except ValueError:
+                logger.exception("cannot answer with %r as process_request asked", decision)
+                conn.reject(500, body=b"Internal Server Error")
         else:
-            logger.error("process_request returned %r, not None, Accept or Reject", decision)
+            logger.error(
+                "process_request returned %r, not None, Accept, Reject or Response", decision
+            )
             conn.reject(500, body=b"Internal Server Error")
         self._after()
         return False
@@ -609,9 +654,12 @@ def serve(
             :class:`turbows.Request` before the handler: return None or :class:`Accept` to
             accept (with a subprotocol and extra headers), or :class:`Reject` to refuse with an
             HTTP status, headers and body (401, 403, 404, 503, ...). If it raises: 500.
+            ``request`` carries the peer's ``remote_address``, the ``tls`` object of a
+            ``wss://`` connection and the parsed ``query``; ``Accept(context=...)`` hands
+            per-connection state to the handler as ``ws.context``.
             It also sees plain HTTP ``GET``, ``HEAD`` and ``OPTIONS`` requests, over HTTP/1.1
             or HTTP/1.0 (``request.upgrade`` is False: health checks, browsers), which it
-            answers with a :class:`Reject` of any status, 200 included; None or
+            answers with a :class:`Response` of any status, 200 included; None or
             :class:`Accept` there gets 426 Upgrade Required. Other methods get 405. Without
             ``process_request``, a plain GET gets 426 Upgrade Required with a short body that
             says what the URL is (405 if not GET, 505 over HTTP/1.0).
