@@ -85,3 +85,33 @@ def test_ping_after_close_raises() -> None:
                 await ws.ping()
 
     run(main)
+
+
+def test_dead_peer_reports_say_who_sent_1011_and_do_not_call_it_clean() -> None:
+    """The server stops answering pings (its reading is paused by hand); the client finds it
+    dead, sends 1011 and gives up; the server, reading again, gets that 1011."""
+    seen: Dict[str, Any] = {}
+
+    async def handler(ws: fa.ServerWebSocket) -> None:
+        ws.transport.pause_reading()  # a frozen peer: reads nothing, answers no ping
+        await asyncio.sleep(0.5)
+        ws.transport.resume_reading()
+        with pytest.raises(fa.WebSocketClosed) as info:
+            await ws.recv()
+        seen["server"] = str(info.value)
+
+    async def main() -> None:
+        async with fa.serve(handler, "127.0.0.1", 0, ping_interval=None) as server:
+            async with fa.connect(uri(server), ping_interval=0.05, ping_timeout=0.1) as ws:
+                with pytest.raises(fa.ClosedError) as info:
+                    await ws.recv()
+                seen["client"] = str(info.value)
+            await asyncio.sleep(0.2)
+
+    run(main)
+    assert seen["client"] == (
+        "connection closed abnormally (1006): sent close 1011 'keepalive ping timeout',"
+        " received no close frame"
+    )
+    assert "1011 'keepalive ping timeout'" in seen["server"]
+    assert "cleanly" not in seen["server"] and "normally" not in seen["server"], seen

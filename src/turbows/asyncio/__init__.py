@@ -73,3 +73,15 @@ __all__ = [
     "DEFAULT_MAX_QUEUE",
     "DEFAULT_WRITE_LIMIT",
 ]
+
+
+def _public_module_name() -> None:
+    """Show the public classes as ``turbows.asyncio.X`` (in tracebacks, reprs and the docs)
+    rather than the private module that defines them."""
+    for name in __all__:
+        obj = globals()[name]
+        if isinstance(obj, type) and obj.__module__.startswith(__name__ + "."):
+            obj.__module__ = __name__
+
+
+_public_module_name()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .._http import Headers
-from ..events import ConnectionClosed
+from ..events import PEER, ConnectionClosed
 from ..exceptions import TurboWSError
 
 __all__ = [
@@ -41,9 +41,27 @@ class WebSocketClosed(TurboWSError):
         self.clean: bool = event.clean
 
     def __str__(self) -> str:
+        event = self.event
+        if self.code == 1006:
+            # No close frame came: say what happened, and what this side sent, if anything
+            # (the side that finds a dead peer sends 1011 and does not wait for an answer).
+            if event.sent_code is None:
+                return f"connection closed abnormally (1006): {self.reason}"
+            sent = f"sent close {event.sent_code}" + (
+                f" {event.sent_reason!r}" if event.sent_reason else ""
+            )
+            if event.sent_reason == self.reason:
+                return f"connection closed abnormally (1006): {sent}, received no close frame"
+            return (
+                f"connection closed abnormally (1006): {self.reason}; {sent},"
+                " received no close frame"
+            )
         reason = f" {self.reason!r}" if self.reason else ""
-        how = "cleanly" if self.clean else "abnormally"
-        return f"connection closed {how} with code {self.code}{reason}"
+        who = "the peer" if event.initiator == PEER else "this side"
+        if isinstance(self, ClosedOK):
+            return f"connection closed normally by {who} with code {self.code}{reason}"
+        handshake = "" if self.clean else " (the closing handshake did not complete)"
+        return f"connection closed by {who} with code {self.code}{reason}{handshake}"
 
     @staticmethod
     def from_event(event: ConnectionClosed) -> "WebSocketClosed":

@@ -11,6 +11,7 @@ close go through a slower path.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import struct
 from typing import (
@@ -366,7 +367,7 @@ class WebSocket(asyncio.Protocol):
         return self._write_paused
 
     @property
-    def on_message(self) -> Optional[Callable[[Message], Any]]:
+    def on_message(self) -> Optional[Callable[[Message], None]]:
         """A callback run for each message as it arrives, instead of queuing it for ``recv``.
 
         The fastest way to consume messages: no task switch per message. The callback runs
@@ -381,11 +382,26 @@ class WebSocket(asyncio.Protocol):
         until the buffer drains (see :meth:`send_nowait`): ``ws.on_message = ws.send_nowait``
         echoes at the peer's pace and never buffers more than the write limit plus the
         answers to one read.
+
+        Raises:
+            TypeError: (on assignment) the callback is a coroutine function: its coroutines
+                would never run. Use ``async for message in ws`` for asynchronous handling.
         """
         return self._on_message
 
     @on_message.setter
-    def on_message(self, callback: Optional[Callable[[Message], Any]]) -> None:
+    def on_message(self, callback: Optional[Callable[[Message], None]]) -> None:
+        if callback is not None:
+            if not callable(callback):
+                raise TypeError(f"on_message must be callable, not {type(callback).__name__}")
+            if inspect.iscoroutinefunction(callback) or inspect.iscoroutinefunction(
+                getattr(callback, "__call__", None)
+            ):
+                raise TypeError(
+                    f"on_message takes a plain function, and {callback!r} is a coroutine"
+                    " function: its coroutines would never be awaited. Consume messages with"
+                    " `async for message in ws` instead, or start a task from a plain callback"
+                )
         self._on_message = callback
 
     async def ping(self, data: Optional[bytes] = None) -> float:

@@ -1,0 +1,68 @@
+"""The asyncio API as a new user meets it: errors at once for the common mistakes."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import pytest
+
+import turbows.asyncio as fa
+
+from aio_helpers import run
+
+
+def test_serve_names_itself_for_a_misspelled_option() -> None:
+    with pytest.raises(TypeError, match=r"serve\(\) got an unexpected keyword argument 'ping_intervall'"):
+        fa.serve(lambda ws: None, "127.0.0.1", 0, ping_intervall=5)  # type: ignore[call-arg]
+
+
+async def _coroutine_callback(message: Any) -> None:
+    pass
+
+
+class _AsyncCallable:
+    async def __call__(self, message: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "callback",
+    [_coroutine_callback, functools.partial(_coroutine_callback), _AsyncCallable()],
+    ids=["coroutine function", "partial of one", "object with async __call__"],
+)
+def test_assigning_a_coroutine_function_to_on_message_raises_at_once(callback: Any) -> None:
+    async def handler(ws: fa.ServerWebSocket) -> None:
+        with pytest.raises(TypeError, match="coroutine function"):
+            ws.on_message = callback
+        assert ws.on_message is None
+        ws.on_message = ws.send_nowait  # a plain callable is fine
+        await ws.wait_closed()
+
+    async def main() -> None:
+        async with fa.serve(handler, "127.0.0.1", 0) as server:
+            async with fa.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                await ws.send("echoed by the plain callback")
+                assert await ws.recv() == "echoed by the plain callback"
+
+    run(main)
+
+
+def test_on_message_must_be_callable() -> None:
+    async def handler(ws: fa.ServerWebSocket) -> None:
+        with pytest.raises(TypeError, match="must be callable"):
+            ws.on_message = "echo"  # type: ignore[assignment]
+
+    async def main() -> None:
+        async with fa.serve(handler, "127.0.0.1", 0) as server:
+            async with fa.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                await ws.wait_closed()
+
+    run(main)
+
+
+def test_public_classes_show_as_turbows_asyncio_names() -> None:
+    for name in ("ClosedError", "ClosedOK", "HandshakeRejected", "RetriesExhausted", "Server"):
+        cls = getattr(fa, name)
+        assert cls.__module__ == "turbows.asyncio", name
+    assert repr(fa.ClosedError).startswith("<class 'turbows.asyncio.ClosedError'")
