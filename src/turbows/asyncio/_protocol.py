@@ -21,8 +21,11 @@ from typing import (
     Callable,
     Dict,
     Iterable,
+    Iterator,
     List,
+    Mapping,
     Optional,
+    Sequence,
     Tuple,
     Union,
 )
@@ -39,6 +42,12 @@ __all__ = ["WebSocket", "Message", "DEFAULT_MAX_QUEUE", "DEFAULT_WRITE_LIMIT"]
 logger = logging.getLogger("turbows")
 
 Message = Union[str, bytes]
+#: One message or fragment to send: ``str`` goes as text, bytes-like as binary.
+Data = Union[str, bytes, bytearray, memoryview]
+#: What :meth:`WebSocket.send` takes: a message, or the fragments of one (a list or tuple,
+#: an iterator such as a generator, or an async iterable). A mapping is none of these, so
+#: that ``send({"a": 1})`` fails type checking (and raises TypeError): encode it first.
+Sendable = Union[Data, Sequence[Data], Iterator[Data], AsyncIterable[Data]]
 
 #: Messages kept for ``recv`` before reading from the socket pauses.
 DEFAULT_MAX_QUEUE = 32
@@ -292,9 +301,7 @@ class WebSocket(asyncio.Protocol):
             self._maybe_resume_reading()
         return message
 
-    async def send(
-        self, message: Union[Message, bytearray, memoryview, Iterable[Any], AsyncIterable[Any]]
-    ) -> None:
+    async def send(self, message: Sendable) -> None:
         """Send a message: ``str`` as text, bytes-like as binary.
 
         An iterable or async iterable of ``str`` (or of bytes-like) sends one fragmented
@@ -682,10 +689,11 @@ class WebSocket(asyncio.Protocol):
     async def _send_fragments(self, message: Any) -> None:
         conn = self._conn
         send = conn.send_fragment
-        if isinstance(message, (Iterable, AsyncIterable)) and not isinstance(message, dict):
-            pass
-        else:
-            raise TypeError(f"cannot send {type(message).__name__}: use str or bytes")
+        if not isinstance(message, (Iterable, AsyncIterable)) or isinstance(message, Mapping):
+            raise TypeError(
+                f"cannot send {type(message).__name__}: use str or bytes-like, or an iterable"
+                " of them for a fragmented message"
+            )
         previous: Any = None
         started = False
         try:

@@ -205,7 +205,7 @@ class ServerWebSocket(WebSocket):
         try:
             if hook is not None:
                 try:
-                    decision: Any = hook(self.request)  # type: ignore[arg-type]
+                    decision: Any = hook(self.request)
                     if inspect.isawaitable(decision):
                         decision = await decision
                 except Exception:
