@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any
 
 import pytest
@@ -66,3 +67,30 @@ def test_public_classes_show_as_turbows_asyncio_names() -> None:
         cls = getattr(fa, name)
         assert cls.__module__ == "turbows.asyncio", name
     assert repr(fa.ClosedError).startswith("<class 'turbows.asyncio.ClosedError'")
+
+
+def test_each_side_logs_under_its_name_with_peer_and_path_and_once_open_once_closed(
+    caplog: Any,
+) -> None:
+    async def handler(ws: fa.ServerWebSocket) -> None:
+        await ws.send("hi")
+
+    async def main() -> None:
+        async with fa.serve(handler, "127.0.0.1", 0) as server:
+            async with fa.connect(f"ws://127.0.0.1:{server.port}/room?x=1") as ws:
+                assert await ws.recv() == "hi"
+                client_address = ws.local_address
+                await ws.wait_closed()
+        return client_address
+
+    with caplog.at_level(logging.DEBUG, logger="turbows"):
+        client_address = run(main)
+    connection_records = [r for r in caplog.records if hasattr(r, "remote_address")]
+    for side, peer in (("turbows.server", tuple(client_address)), ("turbows.client", None)):
+        records = [r for r in connection_records if r.name == side]
+        messages = [r.getMessage().split(": ", 1)[1] for r in records]
+        assert [m.split(":")[0] for m in messages] == ["connection open", "connection closed"]
+        assert all(r.path == "/room?x=1" and r.levelno == logging.DEBUG for r in records)
+        if peer is not None:
+            assert all(tuple(r.remote_address) == peer for r in records)
+            assert records[0].getMessage().startswith(f"127.0.0.1:{peer[1]} /room?x=1: ")

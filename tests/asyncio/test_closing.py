@@ -102,7 +102,7 @@ def test_handler_exception_closes_with_1011_and_is_logged(caplog: Any) -> None:
                 assert ws.close_code == 1011
 
     run(main)
-    assert any("handler failed" in r.getMessage() and r.name == "turbows" for r in caplog.records)
+    assert any("handler failed" in r.getMessage() and r.name == "turbows.server" for r in caplog.records)
 
 
 def test_tcp_drop_by_the_client_gives_1006_to_the_handler() -> None:

@@ -18,7 +18,10 @@ Client::
         await ws.send("hello")
         print(await ws.recv())
 
-Logging goes to ``logging.getLogger("turbows")``.
+Logging goes to ``logging.getLogger("turbows.server")`` and ``"turbows.client"``. Each record
+about a connection starts with the peer's address and the path, and carries them as the
+record attributes ``remote_address`` and ``path``; a connection logs one "connection open" and
+one "connection closed" line at DEBUG.
 """
 
 from __future__ import annotations

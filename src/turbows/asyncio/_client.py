@@ -24,14 +24,16 @@ from ._protocol import (
 
 __all__ = ["ClientWebSocket", "Connect", "connect"]
 
-logger = logging.getLogger("turbows")
+logger = logging.getLogger("turbows.client")
 
 
 class ClientWebSocket(WebSocket):
     """The client side of a connection; see :class:`WebSocket`. ``response_headers`` holds
     the headers of the server's 101 response."""
 
-    __slots__ = ("_opening", "_rejected", "_reconnecting", "_closed_here")
+    __slots__ = ("_opening", "_rejected", "_reconnecting", "_closed_here", "_target")
+
+    _logger = logger
 
     def __init__(
         self,
@@ -42,6 +44,7 @@ class ClientWebSocket(WebSocket):
     ) -> None:
         super().__init__(options, loop)
         self._conn = ClientConnection(uri, **conn_kwargs)
+        self._target = parse_uri(uri).resource
         self._opening: asyncio.Future[None] = loop.create_future()
         self._rejected: Optional[Rejected] = None
         # Set by the reconnecting iterator: ``async for message in ws`` then ends quietly
@@ -62,7 +65,11 @@ class ClientWebSocket(WebSocket):
     def _ends_quietly(self) -> bool:
         return self._reconnecting
 
+    def _log_path(self) -> str:
+        return self._target
+
     def _on_accepted(self, event: Accepted) -> None:
+        self._log(logging.DEBUG, "connection open")
         self.response_headers = event.headers
         if not self._opening.done():
             self._opening.set_result(None)

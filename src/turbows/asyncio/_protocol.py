@@ -600,7 +600,7 @@ class WebSocket(asyncio.Protocol):
                     transport.pause_reading()
 
     def _callback_failed(self, exc: Exception) -> None:
-        logger.error("on_message callback failed", exc_info=exc)
+        self._log(logging.ERROR, "on_message callback failed", exc_info=exc)
         self._on_message = None
         conn = self._conn
         if conn.state is _OPEN:
@@ -774,7 +774,7 @@ class WebSocket(asyncio.Protocol):
                     if kind is _TEXT or kind is _BINARY:
                         append(event.data)
             except Exception as exc:  # from on_message
-                logger.error("on_message callback failed", exc_info=exc)
+                self._log(logging.ERROR, "on_message callback failed", exc_info=exc)
                 self._on_message = None
                 if conn.state is _OPEN:
                     conn.close(1011, "internal error", self._time())
@@ -825,7 +825,7 @@ class WebSocket(asyncio.Protocol):
         self._after(abort=events_closed)
 
     def _open_timed_out(self) -> None:
-        logger.info("opening handshake timed out with %s", self.remote_address)
+        self._log(logging.INFO, "opening handshake timed out")
         transport = self._transport
         if transport is not None:
             transport.abort()
@@ -853,13 +853,8 @@ class WebSocket(asyncio.Protocol):
 
     def _on_closed(self, event: ConnectionClosed) -> None:
         self._closed = event
-        logger.debug(
-            "connection closed: code %d %r clean=%s by %s",
-            event.code,
-            event.reason,
-            event.clean,
-            event.initiator,
-        )
+        if self._logger.isEnabledFor(logging.DEBUG):
+            self._log(logging.DEBUG, "connection closed: %s", WebSocketClosed.from_event(event))
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
@@ -870,6 +865,33 @@ class WebSocket(asyncio.Protocol):
             for future in pings.values():
                 if not future.done():
                     future.set_result(None)
+
+    #: The logger of this side: ``turbows.server`` or ``turbows.client``.
+    _logger = logger
+
+    def _log_path(self) -> str:
+        """The request target, for log records."""
+        request = self.request
+        return "-" if request is None else request.path
+
+    def _log(self, level: int, msg: str, *args: Any, exc_info: Any = None) -> None:
+        """Log about this connection: the message starts with the peer's address and the
+        path, which the record also carries as ``remote_address`` and ``path`` (for
+        filters and structured formatters)."""
+        log = self._logger
+        if log.isEnabledFor(level):
+            peer = self.remote_address
+            path = self._log_path()
+            where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else peer
+            log.log(
+                level,
+                "%s %s: " + msg,
+                where,
+                path,
+                *args,
+                exc_info=exc_info,
+                extra={"remote_address": peer, "path": path},
+            )
 
     def _on_request(self, event: Request) -> None:  # pragma: no cover - server only
         raise NotImplementedError

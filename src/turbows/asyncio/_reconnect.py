@@ -33,7 +33,7 @@ __all__ = [
     "parse_retry_after",
 ]
 
-logger = logging.getLogger("turbows")
+logger = logging.getLogger("turbows.client")
 
 #: Close codes after which connecting again would fail the same way: the server found our
 #: frames or messages unacceptable (RFC 6455 7.4.1). Reconnecting stops and the error is raised.

@@ -40,7 +40,7 @@ from ._protocol import (
 
 __all__ = ["Accept", "Reject", "Response", "Server", "ServerWebSocket", "serve"]
 
-logger = logging.getLogger("turbows")
+logger = logging.getLogger("turbows.server")
 
 Handler = Callable[["ServerWebSocket"], Awaitable[Any]]
 
@@ -125,6 +125,7 @@ class ServerWebSocket(WebSocket):
     __slots__ = ("_server", "context")
 
     request: Request
+    _logger = logger
 
     def __init__(self, server: "Server") -> None:
         super().__init__(server._options, server._loop)
@@ -181,21 +182,33 @@ class ServerWebSocket(WebSocket):
             try:
                 conn.accept(subprotocol, headers, self._time())
             except ValueError:
-                logger.exception("cannot accept the handshake as process_request asked")
+                self._log(
+                    logging.ERROR,
+                    "cannot accept the handshake as process_request asked",
+                    exc_info=True,
+                )
                 conn.reject(500, body=b"Internal Server Error")
                 self._after()
                 return False
             self._after()
+            self._log(logging.DEBUG, "connection open")
             return True
         if isinstance(decision, _HTTPAnswer):
             try:
                 conn.reject(decision.status, decision.headers, decision.body)
             except ValueError:
-                logger.exception("cannot answer with %r as process_request asked", decision)
+                self._log(
+                    logging.ERROR,
+                    "cannot answer with %r as process_request asked",
+                    decision,
+                    exc_info=True,
+                )
                 conn.reject(500, body=b"Internal Server Error")
         else:
-            logger.error(
-                "process_request returned %r, not None, Accept, Reject or Response", decision
+            self._log(
+                logging.ERROR,
+                "process_request returned %r, not None, Accept, Reject or Response",
+                decision,
             )
             conn.reject(500, body=b"Internal Server Error")
         self._after()
@@ -209,16 +222,16 @@ class ServerWebSocket(WebSocket):
                     if inspect.isawaitable(decision):
                         decision = await decision
                 except Exception:
-                    logger.exception("process_request failed")
+                    self._log(logging.ERROR, "process_request failed", exc_info=True)
                     decision = Reject(500, body=b"Internal Server Error")
                 if not self._answer(decision):
                     return
             try:
                 await self._server._handler(self)
-            except WebSocketClosed as exc:
-                logger.debug("handler ended on a closed connection: %s", exc)
+            except WebSocketClosed:
+                pass  # the closed connection was logged once, when it closed
             except Exception:
-                logger.exception("connection handler failed")
+                self._log(logging.ERROR, "connection handler failed", exc_info=True)
                 await self.close(1011, "internal error")
                 return
             await self.close()
