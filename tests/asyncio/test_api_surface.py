@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from typing import Any
@@ -94,3 +95,30 @@ def test_each_side_logs_under_its_name_with_peer_and_path_and_once_open_once_clo
         if peer is not None:
             assert all(tuple(r.remote_address) == peer for r in records)
             assert records[0].getMessage().startswith(f"127.0.0.1:{peer[1]} /room?x=1: ")
+
+
+def test_the_documented_raises_of_recv_send_and_send_nowait_hold() -> None:
+    async def handler(ws: fa.ServerWebSocket) -> None:
+        await ws.wait_closed()
+
+    async def main() -> None:
+        async with fa.serve(handler, "127.0.0.1", 0) as server:
+            ws = await fa.connect(f"ws://127.0.0.1:{server.port}/")
+            first = asyncio.ensure_future(ws.recv())
+            await asyncio.sleep(0)
+            with pytest.raises(RuntimeError, match="already waiting"):
+                await ws.recv()
+            for bad in ({"a": 1}, 42, None):
+                with pytest.raises(TypeError, match="cannot send"):
+                    await ws.send(bad)  # type: ignore[arg-type]
+                with pytest.raises(TypeError, match="cannot send"):
+                    ws.send_nowait(bad)  # type: ignore[arg-type]
+            await ws.close()
+            with pytest.raises(fa.ClosedOK):
+                await first
+            with pytest.raises(fa.ClosedOK):
+                await ws.send("late")
+            with pytest.raises(fa.ClosedOK):
+                ws.send_nowait("late")
+
+    run(main)
