@@ -122,3 +122,28 @@ def test_the_documented_raises_of_recv_send_and_send_nowait_hold() -> None:
                 ws.send_nowait("late")
 
     run(main)
+
+
+def test_text_true_sends_utf8_bytes_as_text_and_text_false_sends_str_as_binary() -> None:
+    async def handler(ws: fa.ServerWebSocket) -> None:
+        encoded = '{"naïve": 1}'.encode()
+        await ws.send(encoded, text=True)
+        ws.send_nowait(bytearray(encoded), text=True)
+        await ws.send("bin", text=False)
+        ws.send_nowait(memoryview(b"raw"), text=False)
+        for send in (ws.send, ws.send_nowait):
+            with pytest.raises(ValueError, match="not valid UTF-8"):
+                result = send(b"\xff\xfe", text=True)
+                if asyncio.iscoroutine(result):
+                    await result
+        with pytest.raises(TypeError, match="as one message"):
+            await ws.send(["a", "b"], text=True)
+        await ws.send("still open")
+
+    async def main() -> None:
+        async with fa.serve(handler, "127.0.0.1", 0) as server:
+            async with fa.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                got = [await ws.recv() for _ in range(5)]
+        assert got == ['{"naïve": 1}', '{"naïve": 1}', b"bin", b"raw", "still open"]
+
+    run(main)

@@ -74,7 +74,11 @@ def _monotonic():
     """The transport's clock, which must be ``time.monotonic()``'s (for the tests)."""
     return turbows_monotonic()
 
-def send_nowait(self, message):
+# ``_protocol._frame_as``, set when ``_protocol`` installs send_nowait: frames a message with
+# an explicit ``text=`` (not on the hot path).
+_frame_as = None
+
+def send_nowait(self, message, text=None):
     """The compiled twin of :meth:`WebSocket.send_nowait` (same steps, same errors), which
     ``turbows.asyncio._protocol`` installs on the class when this module imports: it runs
     once per message sent from ``on_message`` callbacks, and here without a Python frame."""
@@ -86,7 +90,9 @@ def send_nowait(self, message):
     else:
         conn = self._conn
     try:
-        if type(message) is str:
+        if text is not None:
+            _frame_as(conn, message, text)
+        elif type(message) is str:
             if fast is not None:
                 fast._conn_attr(fast._o_send_text, "send_text")(message)
             else:

@@ -31,7 +31,7 @@ from typing import (
 )
 
 from .._enums import State
-from ..codec import NO_EXTENSIONS, BinaryMessage, TextMessage
+from ..codec import NO_EXTENSIONS, BinaryMessage, TextMessage, validate_utf8
 from ..connection import ServerConnection
 from ..events import Accepted, ConnectionClosed, PingAnswered, Rejected, Request
 from ..exceptions import InvalidStateError
@@ -301,7 +301,7 @@ class WebSocket(asyncio.Protocol):
             self._maybe_resume_reading()
         return message
 
-    async def send(self, message: Sendable) -> None:
+    async def send(self, message: Sendable, *, text: Optional[bool] = None) -> None:
         """Send a message: ``str`` as text, bytes-like as binary.
 
         An iterable or async iterable of ``str`` (or of bytes-like) sends one fragmented
@@ -309,14 +309,25 @@ class WebSocket(asyncio.Protocol):
 
         Waits while the write buffer is above its high-water mark (the peer reads slowly).
 
+        Args:
+            message: the message, or its fragments.
+            text: ``True`` sends bytes that are already UTF-8 (the output of ``orjson.dumps``,
+                say) as a text message, without decoding them (they are validated, in C);
+                ``False`` sends a ``str`` as a binary message (UTF-8 encoded). For a whole
+                message only.
+
         Raises:
             ClosedOK, ClosedError: the connection is closing or closed.
-            TypeError: the message has an unsupported type.
+            TypeError: the message has an unsupported type, or ``text`` is given with
+                fragments.
+            ValueError: ``text=True`` and the bytes are not valid UTF-8.
         """
         conn = self._conn
         kind = type(message)
         try:
-            if kind is str:
+            if text is not None:
+                _frame_as(conn, message, text)
+            elif kind is str:
                 conn.send_text(message)
             elif kind is bytes or kind is bytearray or kind is memoryview:
                 conn.send_binary(message)
@@ -335,7 +346,7 @@ class WebSocket(asyncio.Protocol):
         without joining it to its header, on turbows's own transport)."""
         self._transport.write(self._conn.data_to_send())
 
-    def send_nowait(self, message: Union[Message, bytearray, memoryview]) -> None:
+    def send_nowait(self, message: Data, text: Optional[bool] = None) -> None:
         """Send a whole message at once, without waiting for the write buffer to drain.
 
         For callbacks (see :attr:`on_message`) and other synchronous code. A slow peer is
@@ -346,15 +357,19 @@ class WebSocket(asyncio.Protocol):
         follow the peer's pace, and a peer that sends but never reads makes us hold at most
         the write limit plus what one read brings. Code that sends on its own initiative
         (timers, feeds) should check :attr:`writing_paused`, or use ``await send``, which
-        waits for the drain and keeps reading.
+        waits for the drain and keeps reading. ``text`` as for
+        :meth:`send`.
 
         Raises:
             ClosedOK, ClosedError: the connection is closing or closed.
             TypeError: the message is neither ``str`` nor bytes-like.
+            ValueError: ``text=True`` and the bytes are not valid UTF-8.
         """
         conn = self._conn
         try:
-            if type(message) is str:
+            if text is not None:
+                _frame_as(conn, message, text)
+            elif type(message) is str:
                 conn.send_text(message)
             elif isinstance(message, (bytes, bytearray, memoryview)):
                 conn.send_binary(message)
@@ -996,6 +1011,28 @@ def broadcast(
     return missed
 
 
+def _frame_as(conn: Any, message: Any, text: bool) -> None:
+    """Frame one whole message as text (``text=True``) or binary (``False``), whatever its
+    type: UTF-8 bytes as text after validation (no ``str`` is built), a ``str`` as binary."""
+    if type(message) is str:
+        if text:
+            conn.send_text(message)
+        else:
+            conn.send_binary(message.encode("utf-8"))
+    elif isinstance(message, (bytes, bytearray, memoryview)):
+        if not text:
+            conn.send_binary(message)
+        elif validate_utf8(message):
+            conn.send_text(message)
+        else:
+            # RFC 6455 5.6: a text message is UTF-8; the peer would fail the connection (1007).
+            raise ValueError("text=True needs UTF-8 bytes: this message is not valid UTF-8")
+    else:
+        raise TypeError(
+            f"cannot send {type(message).__name__} as one message: use str or bytes-like"
+        )
+
+
 def _install_compiled_send_nowait() -> None:
     """Replace :meth:`WebSocket.send_nowait` and ``_push`` (``send``'s write) by their
     compiled twins when the compiled module of the asyncio layer is there (not with
@@ -1004,9 +1041,11 @@ def _install_compiled_send_nowait() -> None:
     if NO_EXTENSIONS:
         return
     try:
+        from . import _fastio
         from ._fastio import push, send_nowait
     except ImportError:  # no compiler, or not POSIX
         return
+    _fastio._frame_as = _frame_as
     send_nowait.__doc__ = WebSocket.send_nowait.__doc__
     WebSocket.send_nowait = send_nowait  # type: ignore[method-assign]
     WebSocket._push = push  # type: ignore[method-assign]
