@@ -117,7 +117,7 @@ class Request(_Event):
 
     @property
     def query(self) -> Dict[str, str]:
-        """The query string's parameters: ``{"token": "abc"}`` for ``/feed?token=abc``.
+        """The parameters of the query string, as ``{"token": "abc"}`` for ``/feed?token=abc``.
 
         Percent-decoded, the first value of each name; ``urllib.parse.parse_qs`` on
         ``urllib.parse.urlsplit(request.path).query`` gives every value.

@@ -463,7 +463,7 @@ def test_process_request_rejects_with_a_status() -> None:
 def test_process_request_answers_a_health_check_over_plain_http() -> None:
     def health(request: turbows.Request) -> Any:
         if not request.upgrade:
-            return ts.Reject(200, [("Content-Type", "text/plain")], "ok\n")
+            return ts.Response(200, [("Content-Type", "text/plain")], "ok\n")
         return None
 
     with ts.serve(echo, "127.0.0.1", 0, process_request=health) as server:
@@ -472,6 +472,20 @@ def test_process_request_answers_a_health_check_over_plain_http() -> None:
         response = client.getresponse()
         assert (response.status, response.read()) == (200, b"ok\n")
         client.close()
+
+
+def test_process_request_sees_peer_and_query_and_hands_context_to_the_handler() -> None:
+    def auth(request: turbows.Request) -> Any:
+        if request.query.get("token") != "s3cret" or request.tls is not None:
+            return ts.Reject(401)
+        return ts.Accept(context=("ada", request.remote_address[0]))
+
+    def handler(ws: ts.ServerWebSocket) -> None:
+        ws.send(f"{ws.context[0]} from {ws.context[1]}")
+
+    with ts.serve(handler, "127.0.0.1", 0, process_request=auth) as server:
+        with ts.connect(uri(server) + "?token=s3cret") as ws:
+            assert ws.recv(timeout=5) == "ada from 127.0.0.1"
 
 
 def test_accept_picks_a_subprotocol_and_adds_headers() -> None:

@@ -694,7 +694,7 @@ def serve(
             per-connection state to the handler as ``ws.context``.
             It also sees plain HTTP ``GET``, ``HEAD`` and ``OPTIONS`` requests, over HTTP/1.1
             or HTTP/1.0 (``request.upgrade`` is False: health checks, browsers), which it
-            answers with a :class:`Response` of any status, 200 included; None or
+            answers with a :class:`~turbows.asyncio.Response` of any status, 200 included; None or
             :class:`Accept` there gets 426 Upgrade Required. Other methods get 405. Without
             ``process_request``, a plain GET gets 426 Upgrade Required with a short body that
             says what the URL is (405 if not GET, 505 over HTTP/1.0).

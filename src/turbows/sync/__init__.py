@@ -35,7 +35,7 @@ from ..asyncio._exceptions import (
     OpenTimeout,
     WebSocketClosed,
 )
-from ..asyncio._server import Accept, Reject
+from ..asyncio._server import Accept, Reject, Response
 from ._client import ClientWebSocket, connect
 from ._server import Server, ServerWebSocket, serve
 from ._websocket import DEFAULT_MAX_QUEUE, Message, WebSocket
@@ -50,6 +50,7 @@ __all__ = [
     "Message",
     "Accept",
     "Reject",
+    "Response",
     "WebSocketClosed",
     "ClosedOK",
     "ClosedError",

@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional, Sequence, Set, Union
 
 from .._enums import State
 from ..asyncio._exceptions import WebSocketClosed
-from ..asyncio._server import Accept, Reject
+from ..asyncio._server import Accept, Reject, Response, _HTTPAnswer
 from ..connection import DEFAULT_MAX_HEADER_SIZE, DEFAULT_MAX_HEADERS, ServerConnection
 from ..events import Request
 from ..handshake import OriginPolicy
@@ -23,7 +23,7 @@ __all__ = ["Server", "ServerWebSocket", "serve"]
 logger = logging.getLogger("turbows")
 
 Handler = Callable[["ServerWebSocket"], Any]
-ProcessRequest = Callable[[Request], Union[Accept, Reject, None]]
+ProcessRequest = Callable[[Request], Union[Accept, Reject, Response, None]]
 
 _NOT_WEBSOCKET = (
     426,
@@ -33,10 +33,16 @@ _NOT_WEBSOCKET = (
 
 
 class ServerWebSocket(WebSocket):
-    """The server side of a connection; see :class:`WebSocket`. ``request`` holds the
-    opening handshake's :class:`turbows.Request` (path, headers, origin, subprotocols)."""
+    """The server side of a connection; see :class:`WebSocket`.
+
+    Attributes:
+        request: the opening handshake's :class:`turbows.Request` (``path``, ``query``,
+            ``headers``, ``origin``, ``remote_address``, ``tls``).
+        context: what ``process_request`` handed over with ``Accept(context=...)``, or None.
+    """
 
     request: Request
+    context: Any = None
 
     def _read_request(self, deadline: Optional[float]) -> bool:
         """Read until the request arrived; False if the connection ended or timed out."""
@@ -56,16 +62,24 @@ class ServerWebSocket(WebSocket):
             elif decision is None or isinstance(decision, Accept):
                 subprotocol = None if decision is None else decision.subprotocol
                 headers = () if decision is None else decision.headers
+                if decision is not None:
+                    self.context = decision.context
                 try:
                     conn.accept(subprotocol, headers, time.monotonic())
                     opened = True
                 except ValueError:
                     logger.exception("cannot accept the handshake as process_request asked")
                     conn.reject(500, body=b"Internal Server Error")
-            elif isinstance(decision, Reject):
-                conn.reject(decision.status, decision.headers, decision.body)
+            elif isinstance(decision, _HTTPAnswer):
+                try:
+                    conn.reject(decision.status, decision.headers, decision.body)
+                except ValueError:
+                    logger.exception("cannot answer with %r as process_request asked", decision)
+                    conn.reject(500, body=b"Internal Server Error")
             else:
-                logger.error("process_request returned %r, not None, Accept or Reject", decision)
+                logger.error(
+                    "process_request returned %r, not None, Accept, Reject or Response", decision
+                )
                 conn.reject(500, body=b"Internal Server Error")
             self._handle(conn.events())
         self._flush(True)

@@ -381,6 +381,8 @@ class WebSocket:
             elif kind is Rejected:
                 self._rejected = event
             elif kind is Request:
+                event.remote_address = self.remote_address
+                event.tls = None if self._tls is None else self._tls.obj
                 self.request = event
         if notify:
             self._cond.notify_all()
