@@ -74,9 +74,18 @@ cdef extern from "poll.h" nogil:
 cdef extern from "unistd.h" nogil:
     int c_close "close" (int fd)
 
-cdef extern from "fcntl.h" nogil:
-    int F_GETFL, O_NONBLOCK
-    int fcntl(int fd, int cmd)
+cdef extern from *:
+    """
+    #include <fcntl.h>
+    #include <sys/syscall.h>
+    #include <unistd.h>
+    /* F_GETFL through the system call: under _FILE_OFFSET_BITS=64 (set by Python.h), glibc
+       2.28 and later bind fcntl() to their fcntl64 symbol, which makes the wheel need glibc
+       2.28 (manylinux_2_28) instead of 2.17 (manylinux2014). syscall() is in every glibc. */
+    static int turbows_getfl(int fd) { return (int)syscall(SYS_fcntl, fd, F_GETFL); }
+    """
+    int O_NONBLOCK
+    int turbows_getfl(int fd) nogil
 
 cdef enum:
     # Bytes asked of one recv: as the Python loop asks (sock.recv(65536)).
@@ -364,7 +373,7 @@ def round_trip(int fd, const unsigned char[::1] frame, unsigned char[::1] reply,
     # would add a syscall to every round trip).
     limit.tv_sec = <long>timeout
     limit.tv_usec = <long>((timeout - limit.tv_sec) * 1e6)
-    cdef int flags = fcntl(fd, F_GETFL)
+    cdef int flags = turbows_getfl(fd)
     if (flags < 0
             or getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &old_rcv, &length) < 0
             or getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &old_snd, &length) < 0
