@@ -11,12 +11,13 @@ import codecs
 import ctypes
 import os
 import random
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from c_toolchain import SANITIZERS, kernel_test_compiler, sanitizer_failure, unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 KDIR = ROOT / "src" / "turbows" / "_kernels"
@@ -24,20 +25,19 @@ KSRC = KDIR / "turbows_kernels.c"
 TSRC = ROOT / "tests" / "c" / "test_kernels.c"
 
 
-def _compiler():
-    for name in (os.environ.get("CC"), "gcc", "cc", "clang"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
-CC = _compiler()
-needs_cc = pytest.mark.skipif(CC is None, reason="no C compiler found")
+def _cc():
+    """The working C compiler, or skip (fail under TURBOWS_REQUIRE_CC) saying why not."""
+    if not KSRC.exists():
+        unavailable(f"the kernel sources are not in this tree ({KDIR}): tests run from a copy")
+    cc, why = kernel_test_compiler()
+    if cc is None:
+        unavailable(why)
+    return cc
 
 
 def _build(tmp_path, name, flags, sources, extra=()):
     out = tmp_path / name
-    cmd = [CC, *flags, "-I", str(KDIR), *map(str, sources), "-o", str(out), *extra]
+    cmd = [*_cc().split(), *flags, "-I", str(KDIR), *map(str, sources), "-o", str(out), *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}"
     assert "warning" not in proc.stderr.lower(), proc.stderr
@@ -55,25 +55,24 @@ def _run(exe):
     return proc.stdout
 
 
-@needs_cc
 def test_c_kernels_sanitized(tmp_path):
+    failure = sanitizer_failure(_cc())
+    if failure is not None:
+        unavailable(f"AddressSanitizer/UBSan do not link or run: {failure}")
     exe = _build(
         tmp_path, "test_kernels_asan",
         ["-std=c99", "-Wall", "-Wextra", "-O1", "-g",
-         "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-         "-fno-omit-frame-pointer"],
+         *SANITIZERS, "-fno-sanitize-recover=all"],
         [TSRC, KSRC])
     _run(exe)
 
 
-@needs_cc
 def test_c_kernels_optimized(tmp_path):
     exe = _build(tmp_path, "test_kernels_o2",
                  ["-std=c99", "-Wall", "-Wextra", "-O2"], [TSRC, KSRC])
     _run(exe)
 
 
-@needs_cc
 def test_c_kernels_portable_only_build(tmp_path):
     """The fallback for compilers without target attributes still works."""
     exe = _build(tmp_path, "test_kernels_portable",
@@ -93,8 +92,7 @@ class _State(ctypes.Structure):
 
 @pytest.fixture(scope="module")
 def klib(tmp_path_factory):
-    if CC is None:
-        pytest.skip("no C compiler found")
+    _cc()
     if sys.platform == "win32":
         pytest.skip("shared-library build not set up for Windows")
     tmp = tmp_path_factory.mktemp("klib")

@@ -13,18 +13,18 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 from typing import Dict
 
 import pytest
 
+from c_toolchain import extension_compiler, sanitizer_failure, unavailable
+
 ROOT = Path(__file__).resolve().parents[2]
 SECONDS = os.environ.get("TURBOWS_FUZZ_SECONDS", "20")
 
 
-def _libasan() -> str:
-    cc = sysconfig.get_config_var("CC") or "cc"
+def _libasan(cc: str) -> str:
     try:
         out = subprocess.run(
             [cc.split()[0], "-print-file-name=libasan.so"],
@@ -44,11 +44,17 @@ def sanitized(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, str]:
     if sys.platform != "linux":
         pytest.skip("sanitizer build tested on Linux")
     pytest.importorskip("Cython")
-    libasan = _libasan()
-    if not libasan:
-        pytest.skip("no libasan for the C compiler")
     if not (ROOT / "src" / "turbows" / "_speedups.pyx").exists():
-        pytest.skip("source tree not available")
+        unavailable(f"the sources are not in this tree ({ROOT / 'src'}): tests run from a copy")
+    cc, why = extension_compiler()
+    if cc is None:
+        unavailable(why)
+    failure = sanitizer_failure(cc)
+    if failure is not None:
+        unavailable(f"AddressSanitizer/UBSan do not link or run: {failure}")
+    libasan = _libasan(cc)
+    if not libasan:
+        unavailable(f"{cc} -print-file-name=libasan.so names no libasan")
     work = tmp_path_factory.mktemp("asan") / "src"
     shutil.copytree(
         ROOT / "src",
