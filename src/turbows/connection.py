@@ -344,6 +344,34 @@ class _Connection:
     def _refuse_binary(self, data: Union[bytes, bytearray, memoryview]) -> None:
         self._refuse("send_binary")
 
+    def send_frames(self, frames: bytes) -> None:
+        """Send whole messages framed beforehand, for many connections at once.
+
+        ``frames`` holds complete, unfragmented data frames built by an unmasked
+        :class:`turbows.FrameWriter` (frames built once, written to many connections: see
+        :func:`turbows.asyncio.fanout`); they go out after everything sent before, as they
+        are. Messages sent this way are not compressed, which RFC 7692 allows on a
+        connection that negotiated permessage-deflate (RSV1 clear: the peer's decompressor
+        is not involved, and context takeover is unaffected).
+
+        Raises:
+            InvalidStateError: the connection is not OPEN, or a fragmented message is being
+                sent (as for ``send_text``).
+            ValueError: on the client side, where every frame must be masked with its own key
+                (RFC 6455 5.3), so frames cannot be shared.
+        """
+        if self._state is not _OPEN or self._frag_op:
+            self._refuse("send_frames")
+        if not self._is_server:
+            raise ValueError("a client masks each frame with its own key: frames cannot be shared")
+        queued = self._take()
+        if self._out or queued:
+            self._out = self._out + queued + frames
+        else:
+            self._out = frames
+        # _out is sent ahead of the writer's buffer (as an HTTP head is): keep the order.
+        self.data_to_send = self._data_to_send_head
+
     def send_fragment(self, data: Data, final: bool = False) -> None:
         """Send one fragment of a message streamed in pieces (RFC 6455 5.4).
 

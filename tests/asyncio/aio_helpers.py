@@ -7,8 +7,9 @@ import base64
 import gc
 import os
 import socket
-from typing import Any, Awaitable, Callable, Optional, Tuple
+from typing import Any, Awaitable, Callable, List, Optional, Tuple
 
+import turbows
 import turbows.asyncio as fa
 
 
@@ -96,3 +97,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def park(ws: Any) -> None:
+    """A handler that only waits for its connection to close."""
+    await ws.wait_closed()
+
+
+async def opened(server: Any, count: int) -> List[Any]:
+    """The server's side of ``count`` connections, once all of them are OPEN."""
+    for _ in range(300):
+        members = [ws for ws in server.connections if ws.state is turbows.State.OPEN]
+        if len(members) == count:
+            return members
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{len(server.connections)} connections, not {count}")

@@ -12,21 +12,7 @@ import pytest
 import turbows
 import turbows.asyncio as fa
 
-from aio_helpers import handshake_request, run, uri
-
-
-async def _park(ws: Any) -> None:
-    await ws.wait_closed()
-
-
-async def _opened(server: Any, count: int) -> List[Any]:
-    """The server's side of ``count`` connections, once all of them are OPEN."""
-    for _ in range(200):
-        members = [ws for ws in server.connections if ws.state is turbows.State.OPEN]
-        if len(members) == count:
-            return members
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{len(server.connections)} connections, not {count}")
+from aio_helpers import handshake_request, opened, park, run, uri
 
 
 def test_every_open_connection_gets_each_message_in_order() -> None:
@@ -44,7 +30,7 @@ def test_every_open_connection_gets_each_message_in_order() -> None:
     expected = ["hello", b"\x00\x01", b"ba", b"mv", big_text, big_blob, "é中😀"]
 
     async def main() -> None:
-        async with fa.serve(_park, "127.0.0.1", 0, max_message_size=None) as server:
+        async with fa.serve(park, "127.0.0.1", 0, max_message_size=None) as server:
             clients = [
                 await fa.connect(
                     uri(server), max_message_size=None, extensions=() if i % 2 else None
@@ -52,7 +38,7 @@ def test_every_open_connection_gets_each_message_in_order() -> None:
                 for i in range(4)
             ]
             assert clients[0].extensions and not clients[1].extensions  # deflate or not
-            members = await _opened(server, 4)
+            members = await opened(server, 4)
             for message in messages:
                 assert fa.broadcast(members, message) == []
             for client in clients:
@@ -64,10 +50,10 @@ def test_every_open_connection_gets_each_message_in_order() -> None:
 
 def test_connections_that_are_not_open_are_returned_not_sent_to() -> None:
     async def main() -> None:
-        async with fa.serve(_park, "127.0.0.1", 0) as server:
+        async with fa.serve(park, "127.0.0.1", 0) as server:
             stay = await fa.connect(uri(server))
             leave = await fa.connect(uri(server))
-            members = await _opened(server, 2)
+            members = await opened(server, 2)
             await leave.close()
             for _ in range(100):
                 if sum(ws.state is turbows.State.CLOSED for ws in members) == 1:
@@ -83,9 +69,9 @@ def test_connections_that_are_not_open_are_returned_not_sent_to() -> None:
 
 def test_a_message_of_another_type_is_refused_before_anything_is_sent() -> None:
     async def main() -> None:
-        async with fa.serve(_park, "127.0.0.1", 0) as server:
+        async with fa.serve(park, "127.0.0.1", 0) as server:
             client = await fa.connect(uri(server))
-            members = await _opened(server, 1)
+            members = await opened(server, 1)
             with pytest.raises(TypeError):
                 fa.broadcast(members, 42)  # type: ignore[arg-type]
             with pytest.raises(TypeError):
@@ -102,14 +88,14 @@ def test_slow_readers_are_skipped_only_when_asked() -> None:
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        async with fa.serve(_park, "127.0.0.1", 0, write_limit=64 * 1024) as server:
+        async with fa.serve(park, "127.0.0.1", 0, write_limit=64 * 1024) as server:
             fast = await fa.connect(uri(server), max_message_size=None)
             with socket.socket() as slow:  # completes the handshake, then never reads
                 slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
                 slow.setblocking(False)
                 await loop.sock_connect(slow, ("127.0.0.1", server.port))
                 await loop.sock_sendall(slow, handshake_request(server.port))
-                members = await _opened(server, 2)
+                members = await opened(server, 2)
                 (slow_ws,) = [ws for ws in members if ws.remote_address[1] == slow.getsockname()[1]]
                 for i in range(100):  # until the slow reader's buffer is over its mark
                     assert fa.broadcast(members, chunk) == []
@@ -150,7 +136,7 @@ def test_a_connection_sending_a_fragmented_message_is_returned_and_its_message_k
         async with fa.serve(handler, "127.0.0.1", 0) as server:
             client = await fa.connect(uri(server))
             await started.wait()
-            (busy,) = await _opened(server, 1)
+            (busy,) = await opened(server, 1)
             assert fa.broadcast([busy], "cut in") == [busy]
             gate.set()
             assert await client.recv() == "first second third"

@@ -36,7 +36,8 @@ from ._exceptions import (
     OpenTimeout,
     WebSocketClosed,
 )
-from ._protocol import DEFAULT_MAX_QUEUE, DEFAULT_WRITE_LIMIT, Message, WebSocket, broadcast
+from ._fanout import SLOW_CONSUMER, Batch, Fanout, FanoutResult, broadcast, fanout
+from ._protocol import DEFAULT_MAX_QUEUE, DEFAULT_WRITE_LIMIT, Message, WebSocket
 from ._reconnect import (
     Attempt,
     ReconnectingClient,
@@ -51,6 +52,11 @@ __all__ = [
     "serve",
     "connect",
     "broadcast",
+    "fanout",
+    "Fanout",
+    "FanoutResult",
+    "Batch",
+    "SLOW_CONSUMER",
     "Server",
     "Connect",
     "Accept",

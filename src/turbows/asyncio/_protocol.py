@@ -957,60 +957,6 @@ def reads_into_buffer(loop: asyncio.AbstractEventLoop) -> bool:
     return isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop)
 
 
-def broadcast(
-    connections: Iterable[WebSocket],
-    message: Union[Message, bytearray, memoryview],
-    *,
-    skip_slow: bool = False,
-) -> List[WebSocket]:
-    """Send one message to many connections at once, without waiting for any of them.
-
-    Each OPEN connection gets the message as :meth:`WebSocket.send_nowait` sends it (``str``
-    as text, bytes-like as binary); on turbows's compiled transport a large ``bytes`` or ASCII
-    ``str`` message is written to every socket from the same object, without a copy per
-    connection. Nothing waits: what a socket does not take waits in that connection's write
-    buffer. As with ``send_nowait``, a connection whose buffer this takes above its
-    high-water mark stops being read until it drains: a peer whose own messages are relayed
-    to everyone, itself included, cannot grow the server past its write limit by sending and
-    never reading. A slow reader's buffer still grows with what the others send, unless
-    ``skip_slow``.
-
-    Args:
-        connections: the connections, in any iterable (a server's ``connections`` set, a
-            room's members, ...); it is read once, before anything is sent.
-        message: the message.
-        skip_slow: skip the connections whose write buffer is above its high-water mark
-            (:attr:`WebSocket.writing_paused`) instead of adding to it.
-
-    Returns:
-        The connections that did not get the message: not OPEN (still opening, closing or
-        closed), in the middle of sending a fragmented message of their own, or skipped as
-        slow.
-
-    Raises:
-        TypeError: the message is neither ``str`` nor bytes-like (nothing was sent).
-    """
-    if type(message) is not str and not isinstance(message, (bytes, bytearray, memoryview)):
-        raise TypeError(f"cannot send {type(message).__name__}: use str or bytes")
-    if type(message) is bytearray or type(message) is memoryview:
-        message = bytes(message)  # one copy for all, and it cannot change half-way
-    missed: List[WebSocket] = []
-    for ws in list(connections):
-        if (
-            ws._conn.state is not _OPEN
-            or ws._closed is not None
-            or ws._transport is None
-            or (skip_slow and ws._write_paused)
-        ):
-            missed.append(ws)
-        else:
-            try:
-                ws.send_nowait(message)
-            except (InvalidStateError, WebSocketClosed):
-                missed.append(ws)  # a fragmented message of its own is being sent
-    return missed
-
-
 def _frame_as(conn: Any, message: Any, text: bool) -> None:
     """Frame one whole message as text (``text=True``) or binary (``False``), whatever its
     type: UTF-8 bytes as text after validation (no ``str`` is built), a ``str`` as binary."""

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from . import _report, codec, compat, connection, deflate, e2e, targets
+from . import _report, codec, compat, connection, deflate, e2e, fanout, targets
 from ._runner import Case, Result, Settings, group_cases, run_groups
 
 __all__ = ["SUITES", "SuiteOptions", "main"]
@@ -53,12 +53,17 @@ def _compat_suite(options: SuiteOptions) -> list[Case]:
     return compat.cases()
 
 
+def _fanout_suite(options: SuiteOptions) -> list[Case]:
+    return fanout.cases()
+
+
 SUITES: dict[str, Callable[[SuiteOptions], list[Case]]] = {
     "codec": _codec_suite,
     "connection": _connection_suite,
     "compat": _compat_suite,
     "e2e": _e2e_suite,
     "deflate": _deflate_suite,
+    "fanout": _fanout_suite,
 }
 """Suites by name, in the order they run."""
 
@@ -83,6 +88,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             *compat.BENCHMARKS,
             *e2e.BENCHMARKS,
             *deflate.BENCHMARKS,
+            *fanout.BENCHMARKS,
         )
     )
     parser = argparse.ArgumentParser(
@@ -191,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = run_groups(group_cases(cases), settings, progress)
     finally:
         e2e.stop_servers()
+        fanout.stop_server()
     elapsed = time.perf_counter() - started
     _report.print_table(results, out)
     targets.print_targets(results, out)

@@ -21,7 +21,8 @@ def format_rate(rate: float, unit: str) -> str:
     ``bytes``: GB/s (10^9 bytes per second); ``frames``: M frames/s; ``messages``: k
     messages/s and the microseconds each one takes (a round trip for one connection);
     ``cpu-messages`` (messages per CPU second of a server): microseconds of CPU per message;
-    ``B/conn`` (a cost, not a rate): bytes per connection.
+    ``B/conn`` (a cost, not a rate): bytes per connection; ``deliveries`` (messages x
+    connections reached): M deliveries/s.
     """
     if unit == "messages":
         return f"{rate / 1e3:.3g} k msg/s {1e6 / rate:6.1f} µs"
@@ -29,6 +30,8 @@ def format_rate(rate: float, unit: str) -> str:
         return f"{1e6 / rate:.3g} µs CPU/msg"
     if unit == "B/conn":
         return f"{rate:.0f} B/conn" if rate < 10240 else f"{rate / 1024:.1f} KiB/conn"
+    if unit == "deliveries":
+        return f"{rate / 1e6:.3g} M deliveries/s"
     if unit == "bytes":
         value = rate / 1e9
         return f"{value:.3g} GB/s" if value < 100 else f"{value:.0f} GB/s"

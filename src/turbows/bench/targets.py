@@ -42,6 +42,7 @@ class Target:
     at_most: bool = False
     text: str = ""
     implementation: str = TURBOWS_C
+    scale: float = 1e9
 
     def describe(self) -> str:
         """Say the target in words."""
@@ -62,7 +63,9 @@ class Target:
         """The unit of the achieved figure."""
         if self.at_most:
             return " B/conn"
-        return " GB/s" if self.against is None else "x"
+        if self.against is None:
+            return " GB/s" if self.scale == 1e9 else " M/s"
+        return "x"
 
 
 _ALL_MASK = (16, 125, 1024, 16 * 1024, 1 << 20, 16 << 20)
@@ -158,8 +161,11 @@ TARGETS: tuple[Target, ...] = (
         2.0,
         text="server CPU/msg <= 0.5x uvicorn's websockets-sansio (>= 2x)",
     ),
+    # Issue 19: batched fan-out, 100 connections x 64 B.
+    Target("fanout-100conn/asyncio", (64,), None, 2.0, text=">= 2 M deliveries/s", scale=1e6),
+    Target("fanout-100conn/asyncio", (64,), "turbows C, broadcast()", 10.0),
 )
-"""The targets of issues 2, 3, 5 and 15 ("Speed it must reach"). The codec's send target is checked
+"""The targets of issues 2, 3, 5, 15 and 19 ("Speed it must reach"). The codec's send target is checked
 for binary and text frames alike."""
 
 
@@ -188,7 +194,7 @@ def evaluate(results: Sequence[Result]) -> list[Verdict]:
                 verdicts.append(Verdict(target, size, c.median, c.median <= target.factor))
                 continue
             if target.against is None:
-                achieved = c.median / 1e9
+                achieved = c.median / target.scale
             else:
                 other = keyed.get((target.benchmark, size, target.against))
                 if other is None:
@@ -203,7 +209,7 @@ def print_targets(results: Sequence[Result], out: TextIO) -> int:
     verdicts = evaluate(results)
     if not verdicts:
         return 0
-    out.write("\ntargets (issues 2, 3, 5 and 15), turbows C:\n")
+    out.write("\ntargets (issues 2, 3, 5, 15 and 19), turbows C:\n")
     missed = 0
     width = max(len(v.target.describe()) for v in verdicts)
     for v in verdicts:

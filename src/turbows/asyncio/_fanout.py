@@ -1,0 +1,421 @@
+"""Batched fan-out: many messages to many connections, one write per connection per batch.
+
+The messages of a batch are framed once (an unmasked :class:`turbows.FrameWriter`: a server
+never masks) into one ``bytes``; each connection then gets that object, or the part of it that
+fits under its write limit, in one ``send_frames`` call into its sans-I/O connection and one
+write to its socket. What does not fit goes by the slow-consumer policy:
+
+- ``"close"``: the connection is closed with :data:`SLOW_CONSUMER` (4008; the close frame
+  goes after what is already buffered). A client that resumes (``since=``) loses nothing.
+- ``"skip"``: the messages are dropped for that connection; the next message it gets is
+  preceded by a gap marker (``gap_marker(count)``, by default ``{"gap": count}``).
+- ``"later"``: the messages wait in a per-connection backlog, written as the socket drains;
+  a backlog above ``max_backlog`` bytes closes the connection as ``"close"`` does.
+
+Either way a connection's buffered bytes stay within its write limit plus one message (plus
+``max_backlog`` with ``"later"``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
+
+from .._enums import State
+from ..codec import FrameWriter
+from ..exceptions import InvalidStateError
+from ._protocol import Message, WebSocket
+
+__all__ = ["Batch", "Fanout", "FanoutResult", "SLOW_CONSUMER", "broadcast", "fanout"]
+
+logger = logging.getLogger("turbows")
+
+#: The close code sent to a connection the ``"close"`` policy (or an overflowing ``"later"``
+#: backlog) drops: it read too slowly to keep up. Reconnecting clients retry after it (it is
+#: in 3000-4999) and, with ``resume=True``, resume where they stopped.
+SLOW_CONSUMER = 4008
+
+_OPEN = State.OPEN
+_POLICIES = ("close", "skip", "later")
+
+Outgoing = Union[Message, bytearray, memoryview]
+
+
+def _default_gap(count: int) -> Message:
+    return '{"gap":%d}' % count
+
+
+class Batch:
+    """Messages framed once, to be written to many connections.
+
+    Args:
+        messages: ``str`` (text) or bytes-like (binary) messages, in order.
+
+    Attributes:
+        frames: the frames of every message, concatenated.
+        count: how many messages.
+
+    Raises:
+        TypeError: a message is neither ``str`` nor bytes-like.
+    """
+
+    __slots__ = ("frames", "count", "_starts")
+
+    def __init__(self, messages: Iterable[Outgoing]) -> None:
+        writer = FrameWriter(mask=False)
+        starts: List[int] = []
+        size = 0
+        for message in messages:
+            starts.append(size)
+            if type(message) is str:
+                writer.text(message)
+            elif isinstance(message, (bytes, bytearray, memoryview)):
+                writer.binary(message)
+            else:
+                raise TypeError(f"cannot send {type(message).__name__}: use str or bytes")
+            size = len(writer)
+        self.frames: bytes = writer.take()
+        self.count = len(starts)
+        self._starts = starts
+
+    def cut(self, room: int) -> int:
+        """How many leading messages to write where ``room`` bytes are left under a limit:
+        every message that starts below it (the last one may cross it)."""
+        if room >= len(self.frames):
+            return self.count
+        if room <= 0:
+            return 0
+        return bisect.bisect_left(self._starts, room)
+
+    def head(self, count: int) -> bytes:
+        """The frames of the first ``count`` messages."""
+        if count >= self.count:
+            return self.frames
+        return self.frames[: self._starts[count]]
+
+    def tail(self, count: int) -> bytes:
+        """The frames of the messages after the first ``count``."""
+        if count <= 0:
+            return self.frames
+        return self.frames[self._starts[count] :] if count < self.count else b""
+
+
+class FanoutResult:
+    """What a :meth:`Fanout.send` did.
+
+    Attributes:
+        delivered: connections that got every message (written or buffered).
+        missed: connections that got none because they are not OPEN (or are sending a
+            fragmented message of their own).
+        slow: connections the slow-consumer policy acted on (closed, skipped from, or with a
+            backlog).
+    """
+
+    __slots__ = ("delivered", "missed", "slow")
+
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.missed: List[WebSocket] = []
+        self.slow: List[WebSocket] = []
+
+
+class _Lag:
+    """A connection's pending state under the ``"skip"`` and ``"later"`` policies."""
+
+    __slots__ = ("skipped", "backlog", "size", "task")
+
+    def __init__(self) -> None:
+        self.skipped = 0
+        self.backlog: List[bytes] = []
+        self.size = 0
+        self.task: Optional[asyncio.Task[None]] = None
+
+
+class Fanout:
+    """Batched fan-out with a slow-consumer policy; keeps the per-connection state that the
+    ``"skip"`` and ``"later"`` policies need between batches.
+
+    ::
+
+        fan = Fanout(policy="skip")
+        fan.send(server.connections, ["tick 1", "tick 2", "tick 3"])
+
+    Args:
+        policy: ``"close"``, ``"skip"`` or ``"later"`` (see the module's docstring).
+        close_code, close_reason: how the ``"close"`` policy closes a connection.
+        gap_marker: ``fn(count) -> message`` sent before the next delivery to a connection
+            that missed ``count`` messages under ``"skip"``.
+        max_backlog: bytes a connection may have waiting under ``"later"``; default: its
+            write limit.
+    """
+
+    def __init__(
+        self,
+        policy: str = "close",
+        *,
+        close_code: int = SLOW_CONSUMER,
+        close_reason: str = "slow consumer",
+        gap_marker: Callable[[int], Message] = _default_gap,
+        max_backlog: Optional[int] = None,
+    ) -> None:
+        if policy not in _POLICIES:
+            raise ValueError(f"policy must be one of {', '.join(_POLICIES)}, not {policy!r}")
+        if not (3000 <= close_code <= 4999 or close_code in (1000, 1001, 1008, 1011, 1013)):
+            raise ValueError(f"close code {close_code} cannot be sent by an application")
+        self.policy = policy
+        self.close_code = close_code
+        self.close_reason = close_reason
+        self.gap_marker = gap_marker
+        self.max_backlog = max_backlog
+        self._lags: Dict[WebSocket, _Lag] = {}
+
+    def send(
+        self, connections: Iterable[WebSocket], messages: Union[Batch, Sequence[Outgoing]]
+    ) -> FanoutResult:
+        """Write ``messages`` to every connection: one write per connection.
+
+        Args:
+            connections: the connections (read once, before anything is sent).
+            messages: a :class:`Batch`, or the messages to frame into one.
+
+        Returns:
+            A :class:`FanoutResult`.
+
+        Raises:
+            TypeError: a message is neither ``str`` nor bytes-like (nothing was sent).
+        """
+        batch = messages if isinstance(messages, Batch) else Batch(messages)
+        result = FanoutResult()
+        if batch.count == 0:
+            return result
+        lags = self._lags
+        whole = batch.frames
+        for ws in list(connections):
+            transport = ws._transport
+            if ws._closed is not None or transport is None or ws._conn.state is not _OPEN:
+                result.missed.append(ws)
+                lags.pop(ws, None)
+                continue
+            if lags and ws in lags:
+                self._send_lagging(ws, batch, result)
+                continue
+            room = ws._options.write_high - transport.get_write_buffer_size()
+            if room >= len(whole):
+                try:
+                    ws._conn.send_frames(whole)
+                except InvalidStateError:
+                    result.missed.append(ws)
+                    continue
+                ws._push()
+                result.delivered += 1
+                continue
+            self._send_part(ws, batch, batch.cut(room), result)
+        return result
+
+    # -- slow connections --------------------------------------------------------------------
+
+    def _send_part(self, ws: WebSocket, batch: Batch, fit: int, result: FanoutResult) -> None:
+        """Write the first ``fit`` messages; the policy decides about the others."""
+        if fit and not self._write(ws, batch.head(fit)):
+            result.missed.append(ws)
+            return
+        if fit == batch.count:
+            result.delivered += 1
+            return
+        result.slow.append(ws)
+        policy = self.policy
+        if policy == "close":
+            self._close(ws)
+        elif policy == "skip":
+            lag = self._lags.setdefault(ws, _Lag())
+            lag.skipped += batch.count - fit
+        else:
+            self._queue(ws, batch.tail(fit))
+
+    def _send_lagging(self, ws: WebSocket, batch: Batch, result: FanoutResult) -> None:
+        lag = self._lags[ws]
+        if self.policy == "later":
+            result.slow.append(ws)
+            self._queue(ws, batch.frames)
+            return
+        # "skip": room again? Then the gap marker first, then what fits.
+        room = ws._options.write_high - ws._transport.get_write_buffer_size()
+        if room <= 0:
+            lag.skipped += batch.count
+            result.slow.append(ws)
+            return
+        del self._lags[ws]
+        try:
+            ws._conn.send_text(self.gap_marker(lag.skipped))
+        except InvalidStateError:
+            result.missed.append(ws)
+            return
+        self._send_part(ws, batch, batch.cut(room), result)
+
+    def _write(self, ws: WebSocket, frames: bytes) -> bool:
+        try:
+            ws._conn.send_frames(frames)
+        except InvalidStateError:
+            return False
+        ws._push()
+        return True
+
+    def _close(self, ws: WebSocket) -> None:
+        self._lags.pop(ws, None)
+        conn = ws._conn
+        if conn.state is not _OPEN:
+            return
+        logger.info("closing slow consumer %s with %d", ws.remote_address, self.close_code)
+        try:
+            conn.close(self.close_code, self.close_reason, ws._time())
+        except InvalidStateError:  # sending a fragmented message of its own
+            ws.abort()
+            return
+        ws._after()
+
+    def _queue(self, ws: WebSocket, frames: bytes) -> None:
+        lag = self._lags.get(ws)
+        if lag is None:
+            lag = self._lags[ws] = _Lag()
+        limit = self.max_backlog
+        if limit is None:
+            limit = ws._options.write_high
+        if lag.size + len(frames) > limit:
+            logger.info("backlog of %s over %d bytes", ws.remote_address, limit)
+            self._close(ws)
+            return
+        lag.backlog.append(frames)
+        lag.size += len(frames)
+        if lag.task is None:
+            lag.task = ws._loop.create_task(self._feed_later(ws, lag))
+
+    async def _feed_later(self, ws: WebSocket, lag: _Lag) -> None:
+        """Write a connection's backlog as its socket drains (the ``"later"`` policy)."""
+        try:
+            while lag.backlog:
+                try:
+                    await ws._drain()
+                except Exception:  # closed meanwhile
+                    break
+                if self._lags.get(ws) is not lag or ws._conn.state is not _OPEN:
+                    break
+                frames = b"".join(lag.backlog)
+                lag.backlog.clear()
+                lag.size = 0
+                room = ws._options.write_high - ws._transport.get_write_buffer_size()
+                part = frames if room >= len(frames) else frames[: max(room, 0)]
+                # Cut anywhere is fine here: the rest follows on the same stream, in order.
+                if part and not self._write(ws, part):
+                    break
+                if len(part) < len(frames):
+                    lag.backlog.append(frames[len(part) :])
+                    lag.size = len(frames) - len(part)
+                    if not ws._write_paused:
+                        await asyncio.sleep(0)
+        finally:
+            lag.task = None
+            if self._lags.get(ws) is lag and not lag.backlog:
+                del self._lags[ws]
+            elif ws._conn.state is not _OPEN:
+                self._lags.pop(ws, None)
+
+    def pending(self, ws: WebSocket) -> int:
+        """Bytes waiting for ``ws`` in its backlog (``"later"``), else 0."""
+        lag = self._lags.get(ws)
+        return 0 if lag is None else lag.size
+
+    def skipped(self, ws: WebSocket) -> int:
+        """Messages ``ws`` missed since its last delivery (``"skip"``), else 0."""
+        lag = self._lags.get(ws)
+        return 0 if lag is None else lag.skipped
+
+
+def fanout(
+    connections: Iterable[WebSocket],
+    messages: Union[Batch, Sequence[Outgoing]],
+    *,
+    policy: str = "close",
+    close_code: int = SLOW_CONSUMER,
+) -> FanoutResult:
+    """Send ``messages`` to every connection, one write per connection, framed once.
+
+    A stateless shortcut for ``Fanout(policy).send(...)`` with ``"close"`` (or ``"skip"``
+    without a gap marker: keep a :class:`Fanout` to get gap markers and ``"later"``).
+
+    Args:
+        connections: the connections (read once).
+        messages: the messages (``str``: text, bytes-like: binary), or a :class:`Batch`.
+        policy: ``"close"`` or ``"skip"``.
+        close_code: the code ``"close"`` sends.
+
+    Returns:
+        A :class:`FanoutResult`.
+    """
+    if policy not in ("close", "skip"):
+        raise ValueError('fanout() takes policy "close" or "skip"; use a Fanout for "later"')
+    if close_code == SLOW_CONSUMER:
+        return _STATELESS[policy].send(connections, messages)
+    return Fanout(policy, close_code=close_code).send(connections, messages)
+
+
+class _StatelessSkip(Fanout):
+    """``"skip"`` without memory: no gap marker (nothing is remembered between calls)."""
+
+    def _send_part(self, ws: WebSocket, batch: Batch, fit: int, result: FanoutResult) -> None:
+        super()._send_part(ws, batch, fit, result)
+        self._lags.pop(ws, None)
+
+
+_STATELESS: Dict[str, Fanout] = {"close": Fanout("close"), "skip": _StatelessSkip("skip")}
+
+
+def broadcast(
+    connections: Iterable[WebSocket],
+    message: Outgoing,
+    *,
+    skip_slow: bool = False,
+) -> List[WebSocket]:
+    """Send one message to many connections at once, without waiting for any of them.
+
+    The message is framed once (:class:`Batch`) and each OPEN connection gets those frames in
+    one write, as :func:`fanout` does; ``str`` goes as text, bytes-like as binary. Nothing
+    waits: what a socket does not take waits in that connection's write buffer, so a slow
+    reader's buffer grows with every broadcast, unless ``skip_slow``. To send several
+    messages, one :func:`fanout` call writes them all at once (one system call per connection
+    instead of one per message), within each connection's write limit.
+
+    Args:
+        connections: the connections, in any iterable (a server's ``connections`` set, a
+            room's members, ...); it is read once, before anything is sent.
+        message: the message.
+        skip_slow: skip the connections whose write buffer is above its high-water mark
+            (:attr:`WebSocket.writing_paused`) instead of adding to it.
+
+    Returns:
+        The connections that did not get the message: not OPEN (still opening, closing or
+        closed), in the middle of sending a fragmented message of their own, or skipped as
+        slow.
+
+    Raises:
+        TypeError: the message is neither ``str`` nor bytes-like (nothing was sent).
+    """
+    frames = Batch((message,)).frames
+    missed: List[WebSocket] = []
+    for ws in list(connections):
+        if (
+            ws._closed is not None
+            or ws._transport is None
+            or ws._conn.state is not _OPEN
+            or (skip_slow and ws._write_paused)
+        ):
+            missed.append(ws)
+            continue
+        try:
+            ws._conn.send_frames(frames)
+        except InvalidStateError:  # a fragmented message of its own is being sent
+            missed.append(ws)
+            continue
+        ws._push()
+    return missed
