@@ -11,6 +11,8 @@ write to its socket. What does not fit goes by the slow-consumer policy:
   preceded by a gap marker (``gap_marker(count)``, by default ``{"gap": count}``).
 - ``"later"``: the messages wait in a per-connection backlog, written as the socket drains;
   a backlog above ``max_backlog`` bytes closes the connection as ``"close"`` does.
+- a callable ``policy(ws, delivered)``: the caller handles it (``delivered``: how many of the
+  batch's leading messages were written); :mod:`turbows.pubsub` replays the rest from Redis.
 
 Either way a connection's buffered bytes stay within its write limit plus one message (plus
 ``max_backlog`` with ``"later"``).
@@ -26,6 +28,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
 from .._enums import State
 from ..codec import FrameWriter
 from ..exceptions import InvalidStateError
+from ._exceptions import WebSocketClosed
 from ._protocol import Message, WebSocket
 
 __all__ = ["Batch", "Fanout", "FanoutResult", "SLOW_CONSUMER", "broadcast", "fanout"]
@@ -143,7 +146,8 @@ class Fanout:
         fan.send(server.connections, ["tick 1", "tick 2", "tick 3"])
 
     Args:
-        policy: ``"close"``, ``"skip"`` or ``"later"`` (see the module's docstring).
+        policy: ``"close"``, ``"skip"``, ``"later"``, or a callable ``policy(ws, delivered)``
+            (see the module's docstring).
         close_code, close_reason: how the ``"close"`` policy closes a connection.
         gap_marker: ``fn(count) -> message`` sent before the next delivery to a connection
             that missed ``count`` messages under ``"skip"``.
@@ -153,14 +157,14 @@ class Fanout:
 
     def __init__(
         self,
-        policy: str = "close",
+        policy: Union[str, Callable[[WebSocket, int], object]] = "close",
         *,
         close_code: int = SLOW_CONSUMER,
         close_reason: str = "slow consumer",
         gap_marker: Callable[[int], Message] = _default_gap,
         max_backlog: Optional[int] = None,
     ) -> None:
-        if policy not in _POLICIES:
+        if not callable(policy) and policy not in _POLICIES:
             raise ValueError(f"policy must be one of {', '.join(_POLICIES)}, not {policy!r}")
         if not (3000 <= close_code <= 4999 or close_code in (1000, 1001, 1008, 1011, 1013)):
             raise ValueError(f"close code {close_code} cannot be sent by an application")
@@ -226,7 +230,9 @@ class Fanout:
             return
         result.slow.append(ws)
         policy = self.policy
-        if policy == "close":
+        if callable(policy):
+            policy(ws, fit)
+        elif policy == "close":
             self._close(ws)
         elif policy == "skip":
             lag = self._lags.setdefault(ws, _Lag())
@@ -297,7 +303,7 @@ class Fanout:
             while lag.backlog:
                 try:
                     await ws._drain()
-                except Exception:  # closed meanwhile
+                except WebSocketClosed:
                     break
                 if self._lags.get(ws) is not lag or ws._conn.state is not _OPEN:
                     break

@@ -14,10 +14,13 @@ from typing import (
     Awaitable,
     Callable,
     Deque,
+    Dict,
     Optional,
     Union,
 )
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from .._resume import RESET, envelope_channel_id
 from ..events import ConnectionClosed
 from ..exceptions import TurboWSError
 from ._client import ClientWebSocket, Connect
@@ -322,6 +325,12 @@ class ReconnectingClient:
             :class:`WebSocketClosed`).
         max_pending: how many sends may wait for a connection; more raise
             :class:`asyncio.QueueFull`.
+        resume: resume :mod:`turbows.pubsub` channels after a reconnection: the last id
+            received on each channel (from the ``{"id": ...}`` envelopes of its messages, read
+            or still queued) goes in the new request's ``since`` query parameter, so that the
+            server sends every later message exactly once. A close with
+            :data:`turbows.pubsub.RESET` (4010: that point is gone) forgets the ids: the next
+            connection starts live, and ``on_disconnect`` tells the application.
         extra_headers: headers for the handshake, or a callable returning them, called before
             each attempt (to send a ``Last-Event-ID``, a fresh token, ...).
         **connect_kwargs: the other options of :func:`connect`.
@@ -335,6 +344,7 @@ class ReconnectingClient:
         on_connect: Optional[Callable[[ClientWebSocket], Awaitable[Any]]] = None,
         on_disconnect: Optional[Callable[[WebSocketClosed], Any]] = None,
         max_pending: int = 1024,
+        resume: bool = False,
         extra_headers: Any = (),
         **connect_kwargs: Any,
     ) -> None:
@@ -343,6 +353,9 @@ class ReconnectingClient:
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
         self._max_pending = max_pending
+        self._resume = resume
+        # The last id received per channel (resume=True), from the messages recv returned.
+        self._last_ids: Dict[str, str] = {}
         self._extra_headers = extra_headers
         self._connect_kwargs = connect_kwargs
         self._pending: Deque[Any] = collections.deque()
@@ -368,7 +381,26 @@ class ReconnectingClient:
         return dict(self._connect_kwargs, extra_headers=headers)
 
     def _make_connect(self) -> Connect:
-        return Connect(self.uri, **self._connect_args())
+        uri = self.uri
+        if self._resume:
+            since = self._resume_since()
+            if since:
+                uri = _with_query(uri, "since", since)
+        return Connect(uri, **self._connect_args())
+
+    def _resume_since(self) -> str:
+        """The ``since`` value for the next connection: per channel, the last id among the
+        messages returned by recv and those still queued on the connections that ended."""
+        ids = dict(self._last_ids)
+        for ws in self._readable:
+            queue = ws._queue
+            for message in queue[ws._head :]:
+                found = envelope_channel_id(message)
+                if found is not None:
+                    ids[found[0]] = found[1]
+        if len(ids) == 1:
+            return next(iter(ids.values()))
+        return ",".join(f"{channel}:{mid}" for channel, mid in ids.items())
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -468,7 +500,12 @@ class ReconnectingClient:
             if readable:
                 ws = readable[0]
                 try:
-                    return await ws.recv()
+                    message = await ws.recv()
+                    if self._resume:
+                        found = envelope_channel_id(message)
+                        if found is not None:
+                            self._last_ids[found[0]] = found[1]
+                    return message
                 except WebSocketClosed:
                     if readable and readable[0] is ws:
                         readable.popleft()
@@ -490,6 +527,12 @@ class ReconnectingClient:
             raise StopAsyncIteration from None
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _forget_ids(self) -> None:
+        """After a reset: no resume point, not even from messages still queued."""
+        self._last_ids.clear()
+        for ws in self._readable:
+            del ws._queue[ws._head :]
 
     def _notify(self) -> None:
         changed = self._changed
@@ -529,8 +572,12 @@ class ReconnectingClient:
                 self._ws = None
                 self.state = "connecting"
                 event = ws.closed_event
-                if event is not None and self._on_disconnect is not None:
-                    self._on_disconnect(WebSocketClosed.from_event(event))
+                if event is not None:
+                    closed = WebSocketClosed.from_event(event)
+                    if self._resume and closed.code == RESET:
+                        self._forget_ids()
+                    if self._on_disconnect is not None:
+                        self._on_disconnect(closed)
                 self._notify()
             if self._final is None:
                 self._final = ClosedOK.from_event(
@@ -545,3 +592,11 @@ class ReconnectingClient:
             self.state = "closed"
             self._notify()
             await iterator.aclose()
+
+
+def _with_query(uri: str, name: str, value: str) -> str:
+    """``uri`` with the query parameter ``name`` set to ``value`` (replacing it)."""
+    parts = urlsplit(uri)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != name]
+    query.append((name, value))
+    return urlunsplit(parts._replace(query=urlencode(query, safe=":,-")))

@@ -1,0 +1,769 @@
+"""The Redis Streams bus: publishing, the per-process reader, resume and health."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import random
+import secrets
+import time
+from typing import Any, Deque, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from urllib.parse import parse_qs, urlsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .._enums import State
+from .._resume import RESET, MessageId, envelope
+from ..asyncio._exceptions import WebSocketClosed
+from ..asyncio._fanout import SLOW_CONSUMER, Batch, Fanout
+from ..asyncio._protocol import WebSocket
+from ..exceptions import InvalidStateError, TurboWSError
+
+__all__ = ["Bus", "OutboxFull", "RedisUnavailable"]
+
+logger = logging.getLogger("turbows.pubsub")
+
+#: Errors that mean "Redis cannot be reached now": retried with backoff, reported by health.
+_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError, asyncio.TimeoutError)
+
+# The dataset's epoch: read, or created once from the candidate (KEYS[1]; ARGV[n]). A dataset
+# that lost its keys gets a new one, so an id from before the loss is recognised as foreign.
+_GET_EPOCH = """
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  epoch = ARGV[%d]
+  redis.call('SET', KEYS[1], epoch)
+end
+"""
+
+# KEYS: epoch, the channel's seq, its stream[, idempotency key]; ARGV: data, maxlen, ttl ms,
+# candidate epoch. The sequence counts a channel's messages (1, 2, 3, ...: contiguous, so a
+# trimmed history shows as a first entry after since + 1), and the stream entry ids are the
+# sequence numbers themselves ("seq-0").
+_PUBLISH = (
+    (_GET_EPOCH % 4)
+    + """
+if #KEYS >= 4 then
+  local seen = redis.call('GET', KEYS[4])
+  if seen then return seen end
+end
+local seq = redis.call('INCR', KEYS[2])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'd', ARGV[1])
+local id = epoch .. '-' .. seq
+if #KEYS >= 4 then redis.call('SET', KEYS[4], id, 'PX', ARGV[3]) end
+return id
+"""
+)
+
+# KEYS: epoch, then channels' seq keys; ARGV: candidate epoch. Returns {epoch, last seqs...}.
+_EPOCH = (
+    (_GET_EPOCH % 1)
+    + """
+local out = {epoch}
+for i = 2, #KEYS do out[i] = redis.call('GET', KEYS[i]) or '0' end
+return out
+"""
+)
+
+
+class OutboxFull(TurboWSError):
+    """A publish found the outbox full: Redis has been unreachable (or slow) for as long as
+    it took to fill it. Nothing was queued."""
+
+
+class RedisUnavailable(TurboWSError):
+    """Redis could not be reached for a request that cannot wait (a subscriber's resume)."""
+
+
+def _candidate_epoch() -> str:
+    return str(secrets.randbits(48) or 1)
+
+
+def _seq_of(entry_id: Union[bytes, str]) -> int:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return int(text.partition("-")[0])
+
+
+class Bus:
+    """Channels on Redis Streams, fanned out to this process's WebSocket connections.
+
+    ::
+
+        bus = Bus("unix:///run/redis.sock")
+
+        async def handler(ws):
+            await bus.subscribe(ws, ["news"])        # resumes from ?since= or Last-Event-ID
+            async for message in ws:
+                await bus.publish("news", message)
+
+    Every published message gets an id ``epoch-seq`` (:class:`MessageId`) assigned in Redis,
+    atomically with its append to the channel's stream. A subscriber that gives the last id
+    it received gets every later message of its channels exactly once, then live ones; if
+    that is impossible (the history was trimmed past it, Redis lost its data, or the id was
+    never issued) it is closed with :data:`RESET` (4010) instead: never a silent gap.
+
+    One reader task per process follows every channel its connections subscribe to, with one
+    ``XREAD BLOCK`` for all of them, and fans each batch out with
+    :class:`turbows.asyncio.Fanout` (one write per connection per batch; a connection that
+    cannot keep up is closed with :data:`turbows.asyncio.SLOW_CONSUMER`, 4008, and resumes
+    when it reconnects).
+
+    Args:
+        url: the Redis URL (``redis://host:port/db``, ``unix:///path/redis.sock``).
+        namespace: prefix of every key the bus uses.
+        maxlen: the approximate length each channel's stream is trimmed to (``MAXLEN ~``):
+            how much history a resume can reach.
+        outbox: publishes that may wait while Redis is unreachable; one more raises
+            :class:`OutboxFull`.
+        idempotency_ttl: seconds an idempotency key is remembered.
+        with_ids: deliver each message in an envelope with its id
+            (``{"id":"E-S","channel":"c","data":"..."}``); else the data alone, as text.
+        block: seconds one ``XREAD BLOCK`` waits (also how long a new subscription waits at
+            most before its history is read).
+        batch: entries read per ``XREAD`` at most.
+        policy: what happens to a connection that cannot take a whole batch within its write
+            limit: ``"later"`` (it gets what fits; the rest is read again from Redis, at its
+            pace, and it rejoins live delivery once caught up: no memory held for it beyond
+            its limit plus one message, and a reset if the history is trimmed past it
+            meanwhile) or ``"close"`` (the same, but a connection that takes nothing for
+            ``lag_timeout`` seconds while behind is closed with ``close_code``, by default
+            :data:`turbows.asyncio.SLOW_CONSUMER`; it resumes when it reconnects).
+        max_delay: the cap of the reconnection backoff (jittered), seconds.
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        namespace: str = "turbows",
+        maxlen: int = 100_000,
+        outbox: int = 10_000,
+        idempotency_ttl: float = 600.0,
+        with_ids: bool = True,
+        block: float = 0.1,
+        batch: int = 1024,
+        policy: str = "later",
+        close_code: int = SLOW_CONSUMER,
+        lag_timeout: float = 5.0,
+        max_delay: float = 1.0,
+    ) -> None:
+        if maxlen < 1 or outbox < 1 or batch < 1 or block <= 0:
+            raise ValueError("maxlen, outbox and batch must be >= 1, block > 0")
+        self.url = url
+        self.namespace = namespace
+        self.maxlen = maxlen
+        self.outbox_size = outbox
+        self.idempotency_ttl = idempotency_ttl
+        self.with_ids = with_ids
+        self.block = block
+        self.batch = batch
+        self.max_delay = max_delay
+        if policy not in ("later", "close"):
+            raise ValueError(f'policy must be "later" or "close", not {policy!r}')
+        self._fan = Fanout(self._lagging)
+        self._lag_timeout = None if policy == "later" else lag_timeout
+        self._close_code = close_code
+        # The channel and sequence numbers of the batch being fanned out (see _lagging).
+        self._batch_of: Tuple[str, List[int]] = ("", [])
+        self._catching_up: Set[asyncio.Task[bool]] = set()
+        self._k_epoch = f"{namespace}:epoch"
+        self._publisher: Any = None
+        self._reader: Any = None
+        self._publish_script: Any = None
+        self._epoch_script: Any = None
+        self._outbox: Deque[Tuple[str, str, str, asyncio.Future[MessageId]]] = collections.deque()
+        self._outbox_event: Optional[asyncio.Event] = None
+        self._wake: Optional[asyncio.Event] = None
+        self._subscribers: Dict[str, Set[WebSocket]] = {}
+        self._channels_of: Dict[WebSocket, Set[str]] = {}
+        self._cursors: Dict[str, int] = {}
+        self._channel_json: Dict[str, str] = {}
+        self._epoch: Optional[int] = None
+        self._tasks: List[asyncio.Task[None]] = []
+        self._closed = False
+        self._reader_up = False
+        self._publisher_up = True
+        self._down_since: Optional[float] = None
+        self._last_error: Optional[str] = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def _client(self) -> Any:
+        return aioredis.Redis.from_url(
+            self.url,
+            socket_timeout=max(5.0, self.block * 4),
+            socket_connect_timeout=1.0,
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=False,
+        )
+
+    async def start(self) -> "Bus":
+        """Start the publisher and the reader (``async with`` does it; the first
+        :meth:`publish` or :meth:`subscribe` too)."""
+        if self._tasks or self._closed:
+            return self
+        self._publisher = self._client()
+        self._reader = self._client()
+        self._publish_script = self._publisher.register_script(_PUBLISH)
+        self._epoch_script = self._reader.register_script(_EPOCH)
+        self._outbox_event = asyncio.Event()
+        self._wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._flush_outbox(), name="turbows.pubsub publisher"),
+            loop.create_task(self._read_loop(), name="turbows.pubsub reader"),
+        ]
+        return self
+
+    async def close(self) -> None:
+        """Stop the reader and the publisher (publishes still in the outbox fail with
+        :class:`RedisUnavailable`) and close the Redis connections."""
+        self._closed = True
+        tasks = [*self._tasks, *self._catching_up]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._tasks = []
+        while self._outbox:
+            future = self._outbox.popleft()[3]
+            if not future.done():
+                future.set_exception(RedisUnavailable("the bus closed"))
+        for client in (self._publisher, self._reader):
+            if client is not None:
+                await client.aclose()
+
+    async def __aenter__(self) -> "Bus":
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.close()
+
+    # -- health --------------------------------------------------------------------------------
+
+    @property
+    def healthy(self) -> bool:
+        """Whether Redis answered the reader's and the publisher's last requests."""
+        return self._reader_up and self._publisher_up
+
+    def health(self) -> Dict[str, Any]:
+        """The bus's state for a health check: ``ok``, ``redis`` (``"ok"`` or
+        ``"unreachable"``), ``down_for`` (seconds), ``last_error``, ``outbox`` (publishes
+        waiting), ``subscribers`` and ``channels`` (of this process), ``epoch``."""
+        down = self._down_since
+        return {
+            "ok": self.healthy,
+            "redis": "ok" if self.healthy else "unreachable",
+            "down_for": None if down is None else round(time.monotonic() - down, 3),
+            "last_error": self._last_error,
+            "outbox": len(self._outbox),
+            "subscribers": len(self._channels_of),
+            "channels": len(self._subscribers),
+            "epoch": self._epoch,
+        }
+
+    def health_check(self, path: str = "/health") -> Any:
+        """A ``process_request`` hook for :func:`turbows.asyncio.serve` that answers plain
+        ``GET path`` requests with 200 and the :meth:`health` JSON while Redis is reachable,
+        503 while it is not; every other request goes on to the WebSocket handshake."""
+        from ..asyncio import Reject
+
+        def process_request(request: Any) -> Any:
+            if request.upgrade or urlsplit(request.path).path != path:
+                return None
+            body = json.dumps(self.health())
+            status = 200 if self.healthy else 503
+            return Reject(status, [("Content-Type", "application/json")], body)
+
+        return process_request
+
+    def _went_down(self, where: str, exc: BaseException) -> None:
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+        message = f"{type(exc).__name__}: {exc}"
+        if message != self._last_error or (where == "reader" and self._reader_up):
+            logger.warning("Redis unreachable (%s): %s", where, message)
+        self._last_error = message
+        if where == "reader":
+            self._reader_up = False
+        else:
+            self._publisher_up = False
+
+    def _came_back(self, where: str) -> None:
+        if where == "reader":
+            self._reader_up = True
+        else:
+            self._publisher_up = True
+        if self.healthy and self._down_since is not None:
+            logger.warning(
+                "Redis reachable again after %.2f s", time.monotonic() - self._down_since
+            )
+            self._down_since = None
+
+    def _delay(self, attempt: int) -> float:
+        base = min(self.max_delay, 0.05 * 2.0 ** min(attempt, 10))
+        return base * random.uniform(0.5, 1.0)
+
+    # -- publishing ----------------------------------------------------------------------------
+
+    def publish_nowait(
+        self, channel: str, data: str, *, key: Optional[str] = None
+    ) -> "asyncio.Future[MessageId]":
+        """Queue a publish; the future gets the message's id once Redis stored it.
+
+        Publishes leave in order, one outbox per bus; while Redis is unreachable they wait
+        (and are retried with their idempotency key, so a retry never duplicates a message).
+
+        Args:
+            channel: the channel.
+            data: the message (text; typically a JSON document).
+            key: an idempotency key: a publish whose key Redis has seen within
+                ``idempotency_ttl`` is not stored again, and returns the first one's id.
+                Default: a fresh random key, which makes this bus's own retries safe.
+
+        Raises:
+            OutboxFull: ``outbox`` publishes already wait.
+            TypeError: ``data`` is not ``str``.
+        """
+        if not isinstance(data, str) or not isinstance(channel, str):
+            raise TypeError("channel and data must be str")
+        if self._closed:
+            raise RedisUnavailable("the bus is closed")
+        if len(self._outbox) >= self.outbox_size:
+            raise OutboxFull(f"{self.outbox_size} publishes wait for Redis")
+        if not self._tasks:
+            raise RuntimeError("the bus is not started: async with Bus(...), or await start()")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[MessageId] = loop.create_future()
+        self._outbox.append((channel, data, key or secrets.token_hex(12), future))
+        if self._outbox_event is not None:
+            self._outbox_event.set()
+        return future
+
+    async def publish(self, channel: str, data: str, *, key: Optional[str] = None) -> MessageId:
+        """Publish ``data`` on ``channel`` and return its id (see :meth:`publish_nowait`).
+
+        Raises:
+            OutboxFull: the outbox is full (Redis unreachable for long).
+        """
+        if not self._tasks:
+            await self.start()
+        return await self.publish_nowait(channel, data, key=key)
+
+    @property
+    def outbox(self) -> int:
+        """Publishes waiting to be stored."""
+        return len(self._outbox)
+
+    async def _flush_outbox(self) -> None:
+        outbox = self._outbox
+        event = self._outbox_event
+        assert event is not None
+        attempt = 0
+        ttl = str(int(self.idempotency_ttl * 1000))
+        maxlen = str(self.maxlen)
+        while True:
+            if not outbox:
+                event.clear()
+                await event.wait()
+                continue
+            items = [outbox[i] for i in range(min(len(outbox), 256))]
+            try:
+                pipe = self._publisher.pipeline(transaction=False)
+                candidate = _candidate_epoch()
+                for channel, data, key, _ in items:
+                    await self._publish_script(
+                        keys=[
+                            self._k_epoch,
+                            self._seq_key(channel),
+                            self._stream(channel),
+                            self._key(key),
+                        ],
+                        args=[data, maxlen, ttl, candidate],
+                        client=pipe,
+                    )
+                results = await pipe.execute()
+            except _DOWN as exc:
+                self._went_down("publisher", exc)
+                await asyncio.sleep(self._delay(attempt))
+                attempt += 1
+                continue
+            except ResponseError as exc:  # a broken item: fail it alone, keep the order
+                logger.error("publish failed: %s", exc)
+                _, _, _, future = outbox.popleft()
+                if not future.done():
+                    future.set_exception(exc)
+                continue
+            attempt = 0
+            self._came_back("publisher")
+            for result in results:
+                _, _, _, future = outbox.popleft()
+                if not future.done():
+                    future.set_result(MessageId.parse(result))
+
+    def _stream(self, channel: str) -> str:
+        return f"{self.namespace}:s:{channel}"
+
+    def _key(self, key: str) -> str:
+        return f"{self.namespace}:k:{key}"
+
+    def _seq_key(self, channel: str) -> str:
+        return f"{self.namespace}:n:{channel}"
+
+    # -- subscribing ---------------------------------------------------------------------------
+
+    async def subscribe(
+        self,
+        ws: WebSocket,
+        channels: Union[str, Sequence[str]],
+        since: Union[str, MessageId, Dict[str, MessageId], None] = None,
+    ) -> bool:
+        """Deliver ``channels`` to ``ws`` from now on, or from after ``since``.
+
+        ``since`` is the last id received: for one channel an id (``"E-S"``), for several a
+        ``{channel: id}`` mapping or the string ``"chan:E-S,chan2:E-S"`` (a channel left out
+        starts live). It defaults to the ``since`` query parameter of the request, else its
+        ``Last-Event-ID`` header (a first-message protocol passes it explicitly). The history
+        after ``since`` is written first, at the connection's pace (a page at a time, waiting
+        for its write buffer to drain), then live messages follow with no gap and no
+        duplicate. A ``since`` that cannot be honoured closes the connection with
+        :data:`RESET`. While Redis is unreachable this waits (retrying with backoff).
+
+        Returns:
+            True once live delivery started; False if the connection was reset or closed.
+        """
+        if isinstance(channels, str):
+            channels = (channels,)
+        channels = tuple(dict.fromkeys(channels))
+        if since is None:
+            since = _since_of(ws)
+        start: Dict[str, MessageId] = {}
+        if since is not None:
+            try:
+                start = _parse_since(since, channels)
+            except ValueError as exc:
+                self._reset(ws, str(exc))
+                return False
+        if not self._tasks:
+            await self.start()
+        return await self._resubscribe(ws, channels, start)
+
+    async def _catch_up(
+        self, ws: WebSocket, channels: Tuple[str, ...], since: Dict[str, MessageId]
+    ) -> bool:
+        client = self._publisher
+        epoch_raw, *lasts = await self._epoch_script(
+            keys=[self._k_epoch, *(self._seq_key(c) for c in channels)],
+            args=[_candidate_epoch()],
+            client=client,
+        )
+        epoch = int(epoch_raw)
+        if self._epoch is None:
+            self._epoch = epoch
+        pos: Dict[str, Optional[int]] = dict.fromkeys(channels)
+        for channel, last in zip(channels, lasts):
+            start = since.get(channel)
+            if start is None:
+                continue
+            if start.epoch != epoch:
+                self._reset(ws, "the message history was lost (epoch changed)")
+                return False
+            if start.seq > int(last):
+                self._reset(ws, "unknown resume id")
+                return False
+            pos[channel] = start.seq
+        while True:
+            for channel in channels:
+                if channel not in self._cursors:
+                    seq = await self._last_seq(channel, client)
+                    self._cursors.setdefault(channel, seq)
+            for channel in channels:
+                at = pos[channel]
+                upto = self._cursors.get(channel)
+                if at is None or upto is None or at >= upto:
+                    continue
+                if await self._trimmed_after(channel, at, client):
+                    self._reset(ws, "the history was trimmed")
+                    return False
+                pos[channel] = await self._replay(ws, channel, at, upto, client)
+            if ws.state is not State.OPEN:
+                return False
+            # From here to the end, nothing awaits: the reader cannot move a cursor between
+            # this check and the connection joining the live set.
+            if self._epoch != epoch:
+                self._reset(ws, "the message history was lost (epoch changed)")
+                return False
+            cursors = self._cursors
+            if all(
+                channel in cursors and (pos[channel] is None or pos[channel] == cursors[channel])
+                for channel in channels
+            ):
+                mine = self._channels_of.setdefault(ws, set())
+                for channel in channels:
+                    mine.add(channel)
+                    self._subscribers.setdefault(channel, set()).add(ws)
+                assert self._wake is not None
+                self._wake.set()
+                return True
+
+    async def _replay(self, ws: WebSocket, channel: str, after: int, upto: int, client: Any) -> int:
+        """Write the channel's entries in ``(after, upto]`` to ``ws`` at its pace: each time
+        what fits under its write limit (plus one message), then wait for it to drain.
+        Returns the last sequence number written."""
+        stream = self._stream(channel)
+        high = ws._options.write_high
+        while after < upto and ws.state is State.OPEN:
+            while ws.writing_paused and ws.state is State.OPEN:
+                try:
+                    await asyncio.wait_for(ws._drain(), self._lag_timeout)
+                except WebSocketClosed:
+                    return after
+                except asyncio.TimeoutError:
+                    self._slow(ws)
+                    return after
+            transport = ws._transport
+            if transport is None or ws.state is not State.OPEN:
+                return after
+            room = high - transport.get_write_buffer_size()
+            if room <= 0:
+                await asyncio.sleep(0.005)
+                continue
+            page = await client.xrange(stream, min=f"({after}-0", max=f"{upto}-0", count=256)
+            if not page:
+                return upto
+            if _seq_of(page[0][0]) != after + 1:  # trimmed while this connection lagged
+                self._reset(ws, "the history was trimmed")
+                return after
+            batch = Batch(self._render(_seq_of(i), channel, f[b"d"].decode()) for i, f in page)
+            fit = max(1, batch.cut(room))
+            try:
+                ws._conn.send_frames(batch.head(fit))
+            except InvalidStateError:
+                return after
+            ws._push()
+            after = _seq_of(page[fit - 1][0])
+        return after
+
+    def _lagging(self, ws: WebSocket, delivered: int) -> None:
+        """The fan-out's policy for a connection that took only ``delivered`` messages of
+        the batch: it leaves the channel's live set and catches up from Redis."""
+        channel, seqs = self._batch_of
+        position = seqs[delivered - 1] if delivered else seqs[0] - 1
+        self.unsubscribe(ws, (channel,))
+        assert self._epoch is not None
+        since = {channel: MessageId(self._epoch, position)}
+        task = asyncio.get_running_loop().create_task(self._resubscribe(ws, (channel,), since))
+        self._catching_up.add(task)
+        task.add_done_callback(self._catching_up.discard)
+
+    async def _resubscribe(
+        self, ws: WebSocket, channels: Tuple[str, ...], since: Dict[str, MessageId]
+    ) -> bool:
+        attempt = 0
+        while ws.state is State.OPEN and not self._closed:
+            try:
+                return await self._catch_up(ws, channels, since)
+            except _DOWN as exc:
+                self._went_down("subscriber", exc)
+                await asyncio.sleep(self._delay(attempt))
+                attempt += 1
+        return False
+
+    def unsubscribe(self, ws: WebSocket, channels: Optional[Iterable[str]] = None) -> None:
+        """Stop delivering ``channels`` (default: all) to ``ws``."""
+        mine = self._channels_of.get(ws)
+        if not mine:
+            return
+        for channel in list(mine if channels is None else channels):
+            mine.discard(channel)
+            members = self._subscribers.get(channel)
+            if members is not None:
+                members.discard(ws)
+                if not members:
+                    del self._subscribers[channel]
+                    self._cursors.pop(channel, None)
+        if not mine:
+            del self._channels_of[ws]
+
+    # -- the reader ----------------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        attempt = 0
+        fresh = True  # (re)connected: check the epoch and the trims first
+        assert self._wake is not None
+        while True:
+            try:
+                if fresh:
+                    await self._check_epoch()
+                    fresh = False
+                    attempt = 0
+                    self._came_back("reader")
+                if not self._subscribers:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                await self._read_once()
+                self._came_back("reader")
+            except _DOWN as exc:
+                self._went_down("reader", exc)
+                fresh = True
+                await asyncio.sleep(self._delay(attempt))
+                attempt += 1
+
+    async def _check_epoch(self) -> None:
+        """After (re)connecting: if Redis lost its data (new epoch), or a followed channel
+        was trimmed past where this process is, reset the subscribers concerned."""
+        epoch_raw, *_ = await self._epoch_script(keys=[self._k_epoch], args=[_candidate_epoch()])
+        epoch = int(epoch_raw)
+        if self._epoch is not None and epoch != self._epoch:
+            logger.warning(
+                "Redis lost its data (epoch %s -> %s): resetting %d subscribers",
+                self._epoch,
+                epoch,
+                len(self._channels_of),
+            )
+            for ws in list(self._channels_of):
+                self._reset(ws, "the message history was lost")
+            self._cursors.clear()
+        self._epoch = epoch
+        for channel in list(self._subscribers):
+            cursor = self._cursors.get(channel, 0)
+            if await self._trimmed_after(channel, cursor, self._reader):
+                for ws in list(self._subscribers.get(channel, ())):
+                    self._reset(ws, "the history was trimmed")
+                self._cursors[channel] = await self._last_seq(channel, self._reader)
+
+    async def _trimmed_after(self, channel: str, seq: int, client: Any) -> bool:
+        """Whether entries after ``seq`` were trimmed from the channel: its sequence is
+        contiguous, so its first entry is ``seq + 1`` or earlier unless they were."""
+        first = await client.xrange(self._stream(channel), count=1)
+        return bool(first) and _seq_of(first[0][0]) > seq + 1
+
+    async def _last_seq(self, channel: str, client: Any) -> int:
+        last = await client.xrevrange(self._stream(channel), count=1)
+        return _seq_of(last[0][0]) if last else 0
+
+    async def _read_once(self) -> None:
+        streams = {self._stream(c): f"{self._cursors[c]}-0" for c in self._subscribers}
+        reply = await self._reader.xread(
+            streams, count=self.batch, block=max(1, int(self.block * 1000))
+        )
+        if not reply:
+            return
+        prefix = len(self.namespace) + 3
+        for stream, entries in reply:
+            channel = (stream.decode() if isinstance(stream, bytes) else stream)[prefix:]
+            members = self._subscribers.get(channel)
+            if not entries:
+                continue
+            seq = _seq_of(entries[-1][0])
+            cursor = self._cursors.get(channel)
+            if cursor is not None and _seq_of(entries[0][0]) != cursor + 1:
+                # Trimmed past this reader while it could not read: no silent gap.
+                for ws in list(members or ()):
+                    self._reset(ws, "the history was trimmed")
+                self._cursors[channel] = seq
+                continue
+            if cursor is not None:
+                self._cursors[channel] = seq
+            if not members:
+                continue
+            seqs = [_seq_of(entry_id) for entry_id, _ in entries]
+            batch = Batch(
+                self._render(n, channel, fields[b"d"].decode())
+                for n, (_, fields) in zip(seqs, entries)
+            )
+            self._batch_of = (channel, seqs)
+            result = self._fan.send(members, batch)
+            for ws in result.missed:
+                self._forget(ws)
+            for ws in result.slow:
+                if ws.state is not State.OPEN:
+                    self._forget(ws)
+
+    def _render(self, seq: int, channel: str, data: str) -> str:
+        if not self.with_ids:
+            return data
+        channel_json = self._channel_json.get(channel)
+        if channel_json is None:
+            channel_json = self._channel_json[channel] = json.dumps(channel)
+        return envelope(f"{self._epoch}-{seq}", channel_json, data)
+
+    def _forget(self, ws: WebSocket) -> None:
+        self.unsubscribe(ws)
+
+    def _reset(self, ws: WebSocket, reason: str) -> None:
+        """Close ``ws`` with :data:`RESET` now (its close frame goes after what it was sent)."""
+        logger.info("reset %s: %s", ws.remote_address, reason)
+        self._close(ws, RESET, reason)
+
+    def _slow(self, ws: WebSocket) -> None:
+        logger.info("closing slow consumer %s", ws.remote_address)
+        self._close(ws, self._close_code, "slow consumer")
+
+    def _close(self, ws: WebSocket, code: int, reason: str) -> None:
+        self._forget(ws)
+        conn = ws._conn
+        if conn.state is not State.OPEN:
+            return
+        try:
+            conn.close(code, reason[:120], ws._time())
+        except InvalidStateError:  # sending a fragmented message of its own
+            ws.abort()
+            return
+        ws._after()
+
+
+def _since_of(ws: WebSocket) -> Optional[str]:
+    """``since`` from the request: the query parameter, else the ``Last-Event-ID`` header."""
+    request = ws.request
+    if request is None:
+        return None
+    query = urlsplit(request.path).query
+    if query:
+        values = parse_qs(query).get("since")
+        if values:
+            return values[-1]
+    for name, value in request.headers:
+        if name.lower() == "last-event-id":
+            return str(value)
+    return None
+
+
+def _parse_since(
+    since: Union[str, MessageId, Dict[str, MessageId]], channels: Tuple[str, ...]
+) -> Dict[str, MessageId]:
+    """``{channel: id}`` from a ``since`` (see :meth:`Bus.subscribe`).
+
+    Raises:
+        ValueError: unreadable, or one bare id for several channels.
+    """
+    if isinstance(since, dict):
+        return {c: i for c, i in since.items() if c in channels}
+    if isinstance(since, MessageId):
+        if len(channels) != 1:
+            raise ValueError("one id for several channels: give one per channel")
+        return {channels[0]: since}
+    text = since.strip()
+    if ":" not in text:
+        if len(channels) != 1:
+            raise ValueError("one id for several channels: give one per channel")
+        return {channels[0]: MessageId.parse(text)}
+    out: Dict[str, MessageId] = {}
+    for part in text.split(","):
+        channel, sep, value = part.rpartition(":")
+        if not sep or not channel:
+            raise ValueError(f"not channel:id: {part[:64]!r}")
+        if channel in channels:
+            out[channel] = MessageId.parse(value)
+    return out

@@ -1,0 +1,315 @@
+"""turbows.pubsub.Bus against a real redis-server: ids, delivery, resume, resets, outbox,
+idempotency, health."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Dict, List, Optional, Tuple
+
+import pytest
+
+import turbows.asyncio as fa
+
+from aio_helpers import run
+
+pubsub = pytest.importorskip("turbows.pubsub") if False else None  # imported in the tests
+
+
+def _bus(server: Any, **kwargs: Any) -> Any:
+    from turbows.pubsub import Bus
+
+    return Bus(server.url, **kwargs)
+
+
+class Worker:
+    """A turbows server whose connections subscribe to ``?channel=`` (default ``news``) on
+    its own Bus, resuming from ``?since=``: what one worker process runs."""
+
+    def __init__(self, redis: Any, **bus_kwargs: Any) -> None:
+        self.bus = _bus(redis, **bus_kwargs)
+        self.server: Any = None
+
+    async def handler(self, ws: Any) -> None:
+        from urllib.parse import parse_qs, urlsplit
+
+        query = parse_qs(urlsplit(ws.request.path).query)
+        channels = query.get("channel", ["news"])
+        await self.bus.subscribe(ws, channels)
+        await ws.wait_closed()
+
+    async def __aenter__(self) -> "Worker":
+        await self.bus.start()
+        self.server = await fa.serve(self.handler, "127.0.0.1", 0, **self.serve_kwargs)
+        return self
+
+    serve_kwargs: Dict[str, Any] = {}  # noqa: RUF012 - set per instance by the tests
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.server.shutdown(timeout=2)
+        await self.bus.close()
+
+    def uri(self, query: str = "") -> str:
+        return f"ws://127.0.0.1:{self.server.port}/feed{('?' + query) if query else ''}"
+
+
+async def _recv_json(ws: Any, timeout: float = 5.0) -> Dict[str, Any]:
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))  # type: ignore[no-any-return]
+
+
+async def _connected(worker: Worker, count: int) -> None:
+    for _ in range(500):
+        if sum(len(m) for m in worker.bus._subscribers.values()) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("subscriptions did not start")
+
+
+def test_published_messages_reach_subscribers_with_increasing_ids(redis_server: Any) -> None:
+    async def main() -> None:
+        async with Worker(redis_server) as worker:
+            clients = [await fa.connect(worker.uri()) for _ in range(3)]
+            await _connected(worker, 3)
+            ids = [await worker.bus.publish("news", f"n{i}") for i in range(50)]
+            assert [i.seq for i in ids] == sorted(i.seq for i in ids)
+            assert len({i.epoch for i in ids}) == 1
+            for client in clients:
+                got = [await _recv_json(client) for _ in range(50)]
+                assert [g["data"] for g in got] == [f"n{i}" for i in range(50)]
+                assert [g["id"] for g in got] == [str(i) for i in ids]
+                assert {g["channel"] for g in got} == {"news"}
+                await client.close()
+
+    run(main, timeout=30)
+
+
+def test_resume_on_another_worker_gets_every_later_message_once_then_live(
+    redis_server: Any,
+) -> None:
+    async def main() -> None:
+        async with Worker(redis_server) as a, Worker(redis_server) as b:
+            first = await fa.connect(a.uri())
+            await _connected(a, 1)
+            ids = [await a.bus.publish("news", f"m{i}") for i in range(30)]
+            got = [await _recv_json(first) for _ in range(10)]
+            await first.close()
+            last = got[-1]["id"]
+            assert last == str(ids[9])
+            ids += [await a.bus.publish("news", f"m{i}") for i in range(30, 40)]
+            second = await fa.connect(b.uri(f"since={last}"))
+            ids += [await b.bus.publish("news", f"m{i}") for i in range(40, 45)]
+            rest = [await _recv_json(second) for _ in range(35)]
+            assert [r["data"] for r in rest] == [f"m{i}" for i in range(10, 45)]
+            assert [r["id"] for r in rest] == [str(i) for i in ids[10:]]
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(second.recv(), 0.3)  # nothing twice
+            await second.close()
+
+    run(main, timeout=30)
+
+
+@pytest.mark.parametrize("kind", ["trimmed", "future", "epoch", "garbage"])
+def test_an_id_history_cannot_honour_gets_a_reset(redis_server: Any, kind: str) -> None:
+    from turbows.pubsub import RESET
+
+    async def main() -> None:
+        async with Worker(redis_server, maxlen=10) as worker:
+            ids = [await worker.bus.publish("news", "x" * 10) for _ in range(600)]
+            since = {
+                "trimmed": str(ids[0]),
+                "future": f"{ids[0].epoch}-{ids[-1].seq + 5}",
+                "epoch": f"{ids[0].epoch + 1}-{ids[-1].seq}",
+                "garbage": "not-an-id",
+            }[kind]
+            client = await fa.connect(worker.uri(f"since={since}"))
+            with pytest.raises(fa.ClosedError) as info:
+                await asyncio.wait_for(client.recv(), 5)
+            assert info.value.code == RESET
+            # the latest id is still fine
+            ok = await fa.connect(worker.uri(f"since={ids[-1]}"))
+            await _connected(worker, 1)
+            new = await worker.bus.publish("news", "fresh")
+            assert (await _recv_json(ok))["id"] == str(new)
+            await ok.close()
+
+    run(main, timeout=30)
+
+
+def test_idempotency_keys_make_retries_duplicate_free(redis_server: Any) -> None:
+    async def main() -> None:
+        async with Worker(redis_server) as worker:
+            client = await fa.connect(worker.uri())
+            await _connected(worker, 1)
+            one = await worker.bus.publish("news", "once", key="order-17")
+            two = await worker.bus.publish("news", "once", key="order-17")
+            three = await worker.bus.publish("news", "other")
+            assert one == two and three.seq > one.seq
+            got = [await _recv_json(client) for _ in range(2)]
+            assert [g["data"] for g in got] == ["once", "other"]
+            await client.close()
+
+    run(main, timeout=30)
+
+
+def test_outbox_holds_publishes_while_redis_is_down_and_raises_when_full(
+    redis_server: Any,
+) -> None:
+    from turbows.pubsub import OutboxFull
+
+    async def main() -> None:
+        async with Worker(redis_server, outbox=20) as worker:
+            client = await fa.connect(worker.uri())
+            await _connected(worker, 1)
+            await worker.bus.publish("news", "before")
+            redis_server.kill()
+            futures = [worker.bus.publish_nowait("news", f"held{i}") for i in range(20)]
+            with pytest.raises(OutboxFull):
+                worker.bus.publish_nowait("news", "one too many")
+            await asyncio.sleep(0.5)
+            assert not worker.bus.healthy
+            assert worker.bus.health()["redis"] == "unreachable"
+            redis_server.start()
+            ids = await asyncio.wait_for(asyncio.gather(*futures), 10)
+            assert [i.seq for i in ids] == sorted(i.seq for i in ids)
+            got = [await _recv_json(client, 10) for _ in range(21)]
+            assert [g["data"] for g in got] == ["before"] + [f"held{i}" for i in range(20)]
+            for _ in range(100):
+                if worker.bus.healthy:
+                    break
+                await asyncio.sleep(0.05)
+            assert worker.bus.healthy
+            await client.close()
+
+    run(main, timeout=40)
+
+
+def test_health_check_answers_200_then_503_while_redis_is_down(redis_server: Any) -> None:
+    async def main() -> None:
+        worker = Worker(redis_server)
+        worker.serve_kwargs = {"process_request": worker.bus.health_check()}
+        async with worker:
+            client = await fa.connect(worker.uri())
+            await _connected(worker, 1)
+            await worker.bus.publish("news", "x")
+
+            async def status() -> Tuple[int, Dict[str, Any]]:
+                reader, writer = await asyncio.open_connection("127.0.0.1", worker.server.port)
+                writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                data = await reader.read()
+                writer.close()
+                head, _, body = data.partition(b"\r\n\r\n")
+                return int(head.split()[1]), json.loads(body)
+
+            code, body = await status()
+            assert code == 200 and body["redis"] == "ok"
+            redis_server.kill()
+            for _ in range(100):
+                code, body = await status()
+                if code == 503:
+                    break
+                await asyncio.sleep(0.05)
+            assert code == 503 and body["redis"] == "unreachable"
+            redis_server.start()
+            for _ in range(100):
+                code, body = await status()
+                if code == 200:
+                    break
+                await asyncio.sleep(0.05)
+            assert code == 200
+            await client.close()
+
+    run(main, timeout=40)
+
+
+def test_redis_losing_its_data_resets_every_subscriber_within_2_s(volatile_redis: Any) -> None:
+    from turbows.pubsub import RESET
+
+    async def main() -> None:
+        async with Worker(volatile_redis) as a, Worker(volatile_redis) as b:
+            clients = [await fa.connect(w.uri()) for w in (a, b, a, b)]
+            await _connected(a, 2)
+            await _connected(b, 2)
+            await a.bus.publish("news", "before")
+            for client in clients:
+                assert (await _recv_json(client))["data"] == "before"
+            volatile_redis.kill()
+            await asyncio.sleep(1.0)
+            volatile_redis.start()
+            back = asyncio.get_running_loop().time()
+            for client in clients:
+                with pytest.raises(fa.ClosedError) as info:
+                    await asyncio.wait_for(client.recv(), 5)
+                assert info.value.code == RESET
+            assert asyncio.get_running_loop().time() - back < 2.0
+
+    run(main, timeout=40)
+
+
+@pytest.mark.parametrize("policy", ["later", "close"])
+def test_a_slow_consumer_stays_within_its_limit_and_then_resumes_without_loss(
+    redis_server: Any, policy: str
+) -> None:
+    from turbows.pubsub import SLOW_CONSUMER
+
+    TOTAL = 10_000  # x 1 KiB: more than the kernel's socket buffers hold
+
+    async def main() -> None:
+        limit = 64 * 1024
+        worker = Worker(redis_server, policy=policy, lag_timeout=0.5)
+        worker.serve_kwargs = {"write_limit": limit}
+        async with worker:
+            fast = await fa.connect(worker.uri())
+            slow = await fa.connect(worker.uri(), max_queue=1)
+            await _connected(worker, 2)
+            slow.transport.pause_reading()  # stops reading: the server's buffer fills
+            (slow_ws,) = [
+                ws
+                for ws in worker.server.connections
+                if ws.remote_address[1] == slow.local_address[1]
+            ]
+            payload = "k" * 1024
+            peak = 0
+            ids: List[Any] = []
+
+            async def read_all() -> List[Dict[str, Any]]:
+                return [await _recv_json(fast, 30) for _ in range(TOTAL)]
+
+            reading = asyncio.ensure_future(read_all())
+            for chunk in range(0, TOTAL, 250):
+                futures = [
+                    worker.bus.publish_nowait("news", f"{i:05d}{payload}")
+                    for i in range(chunk, chunk + 250)
+                ]
+                ids += await asyncio.gather(*futures)
+                transport = slow_ws.transport
+                if transport is not None:
+                    peak = max(peak, transport.get_write_buffer_size())
+            got = await reading
+            assert [g["id"] for g in got] == [str(i) for i in ids]
+            assert peak <= limit + 1100, peak
+            if policy == "later":
+                # still open: it gets everything, in order, once it reads again
+                assert slow_ws._conn._close_sent is None
+                slow.transport.resume_reading()
+                received = [await _recv_json(slow, 20) for _ in range(TOTAL)]
+                assert [g["id"] for g in received] == [str(i) for i in ids]
+                await slow.close()
+                await fast.close()
+                return
+            assert slow_ws._conn._close_sent is not None
+            assert slow_ws._conn._close_sent[0] == SLOW_CONSUMER
+            # the slow client reads what reached it, then resumes from its last id
+            slow.transport.resume_reading()
+            received = []
+            with pytest.raises(fa.ClosedError) as info:
+                while True:
+                    received.append(await _recv_json(slow, 10))
+            assert info.value.code == SLOW_CONSUMER
+            last: Optional[str] = received[-1]["id"] if received else None
+            again = await fa.connect(worker.uri(f"since={last}" if last else ""))
+            rest = [await _recv_json(again, 10) for _ in range(TOTAL - len(received))]
+            assert [g["id"] for g in received + rest] == [str(i) for i in ids]
+            await again.close()
+            await fast.close()
+
+    run(main, timeout=60)
