@@ -47,9 +47,11 @@ from ._reconnect import (
     parse_retry_after,
 )
 from ._server import Accept, Reject, Response, Server, ServerWebSocket, serve
+from ._workers import run
 
 __all__ = [
     "serve",
+    "run",
     "connect",
     "broadcast",
     "fanout",
