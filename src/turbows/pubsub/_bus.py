@@ -621,9 +621,14 @@ class Bus:
                 attempt += 1
 
     async def _check_epoch(self) -> None:
-        """After (re)connecting: if Redis lost its data (new epoch), or a followed channel
-        was trimmed past where this process is, reset the subscribers concerned."""
-        epoch_raw, *_ = await self._epoch_script(keys=[self._k_epoch], args=[_candidate_epoch()])
+        """After (re)connecting: if Redis lost its data (new epoch), rewound a followed
+        channel (its sequence is behind this process: a write acknowledged then lost), or
+        trimmed one past where this process is, reset the subscribers concerned."""
+        followed = list(self._subscribers)
+        epoch_raw, *counters = await self._epoch_script(
+            keys=[self._k_epoch, *(self._seq_key(c) for c in followed)],
+            args=[_candidate_epoch()],
+        )
         epoch = int(epoch_raw)
         if self._epoch is not None and epoch != self._epoch:
             logger.warning(
@@ -636,12 +641,20 @@ class Bus:
                 self._reset(ws, "the message history was lost")
             self._cursors.clear()
         self._epoch = epoch
-        for channel in list(self._subscribers):
-            cursor = self._cursors.get(channel, 0)
-            if await self._trimmed_after(channel, cursor, self._reader):
-                for ws in list(self._subscribers.get(channel, ())):
-                    self._reset(ws, "the history was trimmed")
-                self._cursors[channel] = await self._last_seq(channel, self._reader)
+        for channel, counter in zip(followed, counters):
+            cursor = self._cursors.get(channel)
+            if cursor is None:
+                continue
+            if int(counter) < cursor:
+                reason = "the message history was rewound"
+            elif await self._trimmed_after(channel, cursor, self._reader):
+                reason = "the history was trimmed"
+            else:
+                continue
+            logger.warning("channel %r: %s: resetting its subscribers", channel, reason)
+            for ws in list(self._subscribers.get(channel, ())):
+                self._reset(ws, reason)
+            self._cursors.pop(channel, None)  # its subscribers are gone with it
 
     async def _trimmed_after(self, channel: str, seq: int, client: Any) -> bool:
         """Whether entries after ``seq`` were trimmed from the channel: its sequence is
@@ -672,7 +685,7 @@ class Bus:
                 # Trimmed past this reader while it could not read: no silent gap.
                 for ws in list(members or ()):
                     self._reset(ws, "the history was trimmed")
-                self._cursors[channel] = seq
+                self._cursors.pop(channel, None)  # its subscribers are gone with it
                 continue
             if cursor is not None:
                 self._cursors[channel] = seq
