@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from . import _report, codec, compat, connection, deflate, e2e, fanout, targets
+from . import _report, codec, compat, connection, deflate, e2e, fanout, pubsub, targets
 from ._runner import Case, Result, Settings, group_cases, run_groups
 
 __all__ = ["SUITES", "SuiteOptions", "main"]
@@ -57,6 +57,10 @@ def _fanout_suite(options: SuiteOptions) -> list[Case]:
     return fanout.cases()
 
 
+def _pubsub_suite(options: SuiteOptions) -> list[Case]:
+    return pubsub.cases(quick=options.quick)
+
+
 SUITES: dict[str, Callable[[SuiteOptions], list[Case]]] = {
     "codec": _codec_suite,
     "connection": _connection_suite,
@@ -64,6 +68,7 @@ SUITES: dict[str, Callable[[SuiteOptions], list[Case]]] = {
     "e2e": _e2e_suite,
     "deflate": _deflate_suite,
     "fanout": _fanout_suite,
+    "pubsub": _pubsub_suite,
 }
 """Suites by name, in the order they run."""
 
@@ -89,6 +94,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             *e2e.BENCHMARKS,
             *deflate.BENCHMARKS,
             *fanout.BENCHMARKS,
+            *pubsub.BENCHMARKS,
         )
     )
     parser = argparse.ArgumentParser(
@@ -198,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         e2e.stop_servers()
         fanout.stop_server()
+        pubsub.stop()
     elapsed = time.perf_counter() - started
     _report.print_table(results, out)
     targets.print_targets(results, out)

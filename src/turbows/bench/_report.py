@@ -30,6 +30,8 @@ def format_rate(rate: float, unit: str) -> str:
         return f"{1e6 / rate:.3g} µs CPU/msg"
     if unit == "B/conn":
         return f"{rate:.0f} B/conn" if rate < 10240 else f"{rate / 1024:.1f} KiB/conn"
+    if unit == "ms":
+        return f"{rate:.3g} ms"
     if unit == "deliveries":
         return f"{rate / 1e6:.3g} M deliveries/s"
     if unit == "bytes":

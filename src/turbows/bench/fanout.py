@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import select
+import socket
 import subprocess
 import sys
 import time
@@ -26,7 +27,7 @@ from typing import Callable
 from . import _echo_client, _peers
 from ._runner import TURBOWS_C, Case, Loop
 
-__all__ = ["BENCHMARKS", "BROADCAST", "SEND_LOOP", "cases"]
+__all__ = ["BENCHMARKS", "BROADCAST", "SEND_LOOP", "Readers", "cases", "stop_server"]
 
 CONNECTIONS = 100
 SIZE = 64
@@ -35,6 +36,67 @@ BROADCAST = TURBOWS_C + ", broadcast()"
 SEND_LOOP = "send_nowait loop (reference)"
 BENCHMARKS = ("fanout-100conn/asyncio",)
 _MODES = {TURBOWS_C: "fanout", BROADCAST: "broadcast", SEND_LOOP: "send_nowait"}
+
+
+class Readers:
+    """Many client sockets read by one ``epoll`` loop, counting bytes (or frames)."""
+
+    def __init__(self, socks: list[socket.socket]) -> None:
+        self.socks = socks
+        self.poll = select.epoll()
+        self.by_fd = {sock.fileno(): sock for sock in socks}
+        for sock in socks:
+            sock.setblocking(False)
+            self.poll.register(sock.fileno(), select.EPOLLIN)
+        self.buffer = bytearray(1 << 20)
+
+    def receive(self, size: int, timeout: float = 10.0) -> None:
+        """Read until every socket gave ``size`` bytes."""
+        left = dict.fromkeys(self.by_fd, size)
+        view = memoryview(self.buffer)
+        deadline = time.monotonic() + timeout
+        while left:
+            events = self.poll.poll(1.0)
+            if not events and time.monotonic() > deadline:
+                raise _peers.BenchCheckError(f"stalled with {len(left)} readers waiting")
+            for fd, _ in events:
+                try:
+                    got = self.by_fd[fd].recv_into(view)
+                except BlockingIOError:
+                    continue
+                if got == 0:
+                    raise _peers.BenchCheckError("the server closed a connection")
+                if fd in left:
+                    left[fd] -= got
+                    if left[fd] <= 0:
+                        del left[fd]
+
+    def frames(self, count: int, frame: int, timeout: float = 30.0) -> list[tuple[float, bytes]]:
+        """Read ``count`` frames of ``frame`` bytes from every socket; return each one's
+        arrival time (``time.monotonic()``) and payload."""
+        pending = dict.fromkeys(self.by_fd, b"")
+        left = dict.fromkeys(self.by_fd, count)
+        out: list[tuple[float, bytes]] = []
+        deadline = time.monotonic() + timeout
+        while left:
+            events = self.poll.poll(1.0)
+            if not events and time.monotonic() > deadline:
+                raise _peers.BenchCheckError(f"stalled with {len(left)} readers waiting")
+            now = time.monotonic()
+            for fd, _ in events:
+                try:
+                    data = pending[fd] + self.by_fd[fd].recv(1 << 20)
+                except BlockingIOError:
+                    continue
+                whole = len(data) // frame * frame
+                for i in range(0, whole, frame):
+                    out.append((now, data[i + 2 : i + frame]))
+                pending[fd] = data[whole:]
+                if fd in left:
+                    left[fd] -= whole // frame
+                    if left[fd] <= 0:
+                        del left[fd]
+        return out
 
 
 class _Server:
@@ -58,11 +120,7 @@ class _Server:
             raise _peers.BenchCheckError(f"fan-out server did not start: {line!r}")
         endpoint = _echo_client.Endpoint(int(line.split()[1]), True)
         self.socks = _echo_client.open_idle(endpoint, CONNECTIONS)
-        self.poll = select.epoll()
-        for sock in self.socks:
-            sock.setblocking(False)
-            self.poll.register(sock.fileno(), select.EPOLLIN)
-        self.buffer = bytearray(1 << 20)
+        self.readers = Readers(self.socks)
         self.saved = os.sched_getaffinity(0) if pin else None
         if pin:
             os.sched_setaffinity(0, {1})
@@ -92,25 +150,7 @@ class _Server:
 
     def receive(self, n: int, timeout: float = 10.0) -> None:
         """Read until every connection got ``n`` messages."""
-        left = {sock.fileno(): n * FRAME for sock in self.socks}
-        by_fd = {sock.fileno(): sock for sock in self.socks}
-        view = memoryview(self.buffer)
-        deadline = time.monotonic() + timeout
-        while left:
-            events = self.poll.poll(1.0)
-            if not events and time.monotonic() > deadline:
-                raise _peers.BenchCheckError(f"fan-out stalled with {len(left)} readers waiting")
-            for fd, _ in events:
-                try:
-                    got = by_fd[fd].recv_into(view)
-                except BlockingIOError:
-                    continue
-                if got == 0:
-                    raise _peers.BenchCheckError("the server closed a connection")
-                if fd in left:
-                    left[fd] -= got
-                    if left[fd] <= 0:
-                        del left[fd]
+        self.readers.receive(n * FRAME, timeout)
         self._done()
 
     def stop(self) -> None:

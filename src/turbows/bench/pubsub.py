@@ -1,0 +1,259 @@
+"""The pubsub benchmarks (issue 19): turbows.pubsub through a real ``redis-server``.
+
+Needs ``turbows[redis]`` and ``redis-server`` on the PATH (else the cases are skipped). Redis
+runs on a Unix socket in a temporary directory; two worker processes
+(:mod:`turbows.bench._pubsub_server`) serve 50 connections each, subscribed to one channel
+(``with_ids=False``); a publisher process publishes on command; this process reads the 100
+connections with one ``epoll`` loop.
+
+- ``pubsub-2w50c/asyncio``, 64 B: deliveries per second from the publisher's burst of N
+  messages until the last byte reached every connection. Rows: ``turbows C`` (through Redis,
+  AOF ``appendfsync always``), and ``in-process Fanout (reference)``: the fan-out suite's
+  server, 100 connections in one process, no Redis, in the same run.
+- ``pubsub-latency/asyncio``, 64 B: the 99th percentile of publish-to-receive latency, 500
+  messages per second for 2 s (1 s with ``--quick``) to the 100 connections across the two
+  workers (a cost: lower is better), in milliseconds.
+- ``pubsub-publish/asyncio``, 64 B: publishes per second of one pipelined publisher, with
+  Redis's AOF ``appendfsync always``, ``everysec``, and no persistence: the price of zero
+  loss.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from . import _echo_client, _peers, fanout
+from ._redis import RedisServer
+from ._runner import TURBOWS_C, Case, Loop
+
+__all__ = ["BENCHMARKS", "IN_PROCESS", "cases", "stop"]
+
+SIZE = 64
+FRAME = 2 + SIZE
+PER_WORKER = 50
+IN_PROCESS = "in-process Fanout (reference)"
+BENCHMARKS = ("pubsub-2w50c/asyncio", "pubsub-latency/asyncio", "pubsub-publish/asyncio")
+_PERSISTENCE = {
+    TURBOWS_C: (True, "always"),
+    TURBOWS_C + ", AOF everysec": (True, "everysec"),
+    TURBOWS_C + ", no persistence": (False, "no"),
+}
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
+    return env
+
+
+class _Process:
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "turbows.bench._pubsub_server", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=_env(),
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("READY "):
+            self.stop()
+            raise _peers.BenchCheckError(f"{args[0]} did not start: {line!r}")
+        self.port = int(line.split()[1])
+
+    def command(self, text: str) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(text.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def done(self) -> None:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if line != b"DONE\n":
+            raise _peers.BenchCheckError(f"publisher: {line!r}")
+
+    def stop(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class _Setup:
+    """Redis, its publisher, and (``workers``) two workers with 50 reading connections each."""
+
+    def __init__(self, persistent: bool, fsync: str, workers: bool) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="twsbench-"))
+        self.redis = RedisServer(self.directory, persistent, fsync)
+        self.redis.start()
+        self.processes: list[_Process] = []
+        self.publisher = self._spawn("publisher", self.redis.url)
+        self.readers: fanout.Readers | None = None
+        if workers:
+            socks = []
+            for _ in range(2):
+                worker = self._spawn("worker", self.redis.url)
+                endpoint = _echo_client.Endpoint(worker.port, True)
+                socks += _echo_client.open_idle(endpoint, PER_WORKER)
+            self.readers = fanout.Readers(socks)
+            time.sleep(0.5)  # the subscriptions start
+            self.burst(3)  # check once: every connection gets the bytes published
+            for sock in socks:
+                sock.setblocking(True)
+                data = b""
+                while len(data) < 3 * FRAME:
+                    data += sock.recv(65536)
+                sock.setblocking(False)
+                if data != (bytes([0x81, SIZE]) + b"p" * SIZE) * 3:
+                    raise _peers.BenchCheckError(f"wrong delivery: {data[:20]!r}")
+
+    def _spawn(self, *args: str) -> _Process:
+        process = _Process(*args)
+        self.processes.append(process)
+        return process
+
+    def burst(self, n: int) -> None:
+        self.publisher.command(f"burst {n}")
+        self.publisher.done()
+
+    def stop(self) -> None:
+        if self.readers is not None:
+            for sock in self.readers.socks:
+                sock.close()
+        for process in self.processes:
+            process.stop()
+        self.redis.kill()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+_setups: dict[tuple[bool, str, bool], _Setup] = {}
+
+
+def _setup(persistent: bool, fsync: str, workers: bool) -> _Setup:
+    key = (persistent, fsync, workers)
+    if key not in _setups:
+        import atexit
+
+        _setups[key] = _Setup(persistent, fsync, workers)
+        atexit.register(stop)
+    return _setups[key]
+
+
+def stop() -> None:
+    """Stop every process the suite started."""
+    while _setups:
+        _setups.popitem()[1].stop()
+
+
+def _deliveries() -> Loop:
+    setup = _setup(True, "always", True)
+    readers = setup.readers
+    assert readers is not None
+
+    def loop(n: int) -> None:
+        setup.publisher.command(f"burst {n}")
+        readers.receive(n * FRAME, timeout=30.0)
+        setup.publisher.done()
+
+    return loop
+
+
+def _in_process() -> Loop:
+    return fanout._prepare("fanout")()
+
+
+def _publish(persistent: bool, fsync: str) -> Callable[[], Loop]:
+    def prepare() -> Loop:
+        setup = _setup(persistent, fsync, False)
+        return setup.burst
+
+    return prepare
+
+
+def _latency(seconds: float) -> Callable[[], float]:
+    def measure() -> float:
+        setup = _setup(True, "always", True)
+        readers = setup.readers
+        assert readers is not None
+        count = int(500 * seconds)
+        setup.publisher.command(f"paced {count} 500")
+        got = readers.frames(count, FRAME)
+        setup.publisher.done()
+        lags = sorted(at - int(payload) / 1e9 for at, payload in got)
+        return lags[int(len(lags) * 0.99) - 1] * 1000
+
+    return measure
+
+
+def cases(quick: bool = False) -> list[Case]:
+    """The pubsub cases (Redis and the processes start when the first one runs)."""
+    why = ""
+    if shutil.which("redis-server") is None:
+        why = "redis-server is not installed"
+    elif importlib.util.find_spec("redis") is None:
+        why = "the redis extra is not installed (pip install 'turbows[redis]')"
+    elif sys.platform != "linux" or importlib.util.find_spec("turbows._speedups") is None:
+        why = "needs the compiled extension and Linux (epoll)"
+    out = [
+        Case(
+            BENCHMARKS[0],
+            SIZE,
+            TURBOWS_C,
+            "turbows",
+            "deliveries",
+            2 * PER_WORKER,
+            None if why else _deliveries,
+            why or "2 workers x 50 connections through Redis (AOF always), with_ids=False",
+            min_time=0.2,
+        ),
+        Case(
+            BENCHMARKS[0],
+            SIZE,
+            IN_PROCESS,
+            "reference",
+            "deliveries",
+            fanout.CONNECTIONS,
+            None if why else _in_process,
+            why or "the fan-out suite's server: 100 connections in one process, no Redis",
+            min_time=0.2,
+        ),
+        Case(
+            BENCHMARKS[1],
+            SIZE,
+            TURBOWS_C,
+            "turbows",
+            "ms",
+            1,
+            None,
+            why or "p99 publish-to-receive, 500 msg/s to 2 workers x 50 connections",
+            measure=None if why else _latency(1.0 if quick else 2.0),
+            max_samples=3,
+        ),
+    ]
+    for name, (persistent, fsync) in _PERSISTENCE.items():
+        out.append(
+            Case(
+                BENCHMARKS[2],
+                SIZE,
+                name,
+                "turbows",
+                "messages",
+                1,
+                None if why else _publish(persistent, fsync),
+                why or f"one pipelined publisher, Redis appendfsync {fsync}",
+                min_time=0.2,
+            )
+        )
+    return out
