@@ -43,22 +43,28 @@ if not epoch then
 end
 """
 
-# KEYS: epoch, the channel's seq, its stream[, idempotency key]; ARGV: data, maxlen, ttl ms,
-# candidate epoch. The sequence counts a channel's messages (1, 2, 3, ...: contiguous, so a
-# trimmed history shows as a first entry after since + 1), and the stream entry ids are the
-# sequence numbers themselves ("seq-0").
+# KEYS: epoch, then per message its channel's seq key, its stream and its idempotency key;
+# ARGV: maxlen, ttl ms, candidate epoch, then the messages' data. Returns their ids, in order.
+# One call stores a whole batch of the outbox. The sequence counts a channel's messages (1, 2,
+# 3, ...: contiguous, so a trimmed history shows as a first entry after since + 1), and the
+# stream entry ids are the sequence numbers themselves ("seq-0"). A message whose idempotency
+# key was seen is not stored again: its first id is returned.
 _PUBLISH = (
-    (_GET_EPOCH % 4)
+    (_GET_EPOCH % 3)
     + """
-if #KEYS >= 4 then
-  local seen = redis.call('GET', KEYS[4])
-  if seen then return seen end
+local ids = {}
+for i = 1, #ARGV - 3 do
+  local k = 3 * i - 1
+  local id = redis.call('GET', KEYS[k + 2])
+  if not id then
+    local seq = redis.call('INCR', KEYS[k])
+    redis.call('XADD', KEYS[k + 1], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'd', ARGV[i + 3])
+    id = epoch .. '-' .. seq
+    redis.call('SET', KEYS[k + 2], id, 'PX', ARGV[2])
+  end
+  ids[i] = id
 end
-local seq = redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'd', ARGV[1])
-local id = epoch .. '-' .. seq
-if #KEYS >= 4 then redis.call('SET', KEYS[4], id, 'PX', ARGV[3]) end
-return id
+return ids
 """
 )
 
@@ -378,27 +384,21 @@ class Bus:
                 await event.wait()
                 continue
             items = [outbox[i] for i in range(min(len(outbox), 256))]
+            keys = [self._k_epoch]
+            args = [maxlen, ttl, _candidate_epoch()]
+            for channel, data, key, _ in items:
+                keys += (self._seq_key(channel), self._stream(channel), self._key(key))
+                args.append(data)
             try:
-                pipe = self._publisher.pipeline(transaction=False)
-                candidate = _candidate_epoch()
-                for channel, data, key, _ in items:
-                    await self._publish_script(
-                        keys=[
-                            self._k_epoch,
-                            self._seq_key(channel),
-                            self._stream(channel),
-                            self._key(key),
-                        ],
-                        args=[data, maxlen, ttl, candidate],
-                        client=pipe,
-                    )
-                results = await pipe.execute()
+                results = await self._publish_script(keys=keys, args=args)
             except _DOWN as exc:
                 self._went_down("publisher", exc)
                 await asyncio.sleep(self._delay(attempt))
                 attempt += 1
                 continue
-            except ResponseError as exc:  # a broken item: fail it alone, keep the order
+            except ResponseError as exc:
+                # Fail the first message; the others are sent again (their idempotency keys
+                # make that safe if the script stored some of them before the error).
                 logger.error("publish failed: %s", exc)
                 _, _, _, future = outbox.popleft()
                 if not future.done():
