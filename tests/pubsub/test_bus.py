@@ -313,3 +313,34 @@ def test_a_slow_consumer_stays_within_its_limit_and_then_resumes_without_loss(
             await fast.close()
 
     run(main, timeout=60)
+
+
+def test_a_channel_rewound_behind_the_reader_resets_its_subscribers(redis_server: Any) -> None:
+    """An acknowledged write lost (appendfsync everysec and a crash) rewinds the channel's
+    sequence behind what subscribers already got: they are reset, not left waiting for ids
+    that will be reused (simulated: the counter set back while Redis restarts)."""
+    import redis.asyncio as aioredis
+
+    from turbows.pubsub import RESET
+
+    async def main() -> None:
+        async with Worker(redis_server) as worker:
+            client = await fa.connect(worker.uri())
+            await _connected(worker, 1)
+            for i in range(5):
+                await worker.bus.publish("news", f"n{i}")
+            assert [(await _recv_json(client))["data"] for _ in range(5)] == [
+                f"n{i}" for i in range(5)
+            ]
+            redis_server.kill()
+            await asyncio.sleep(0.3)
+            redis_server.start()
+            raw = aioredis.Redis.from_url(redis_server.url)
+            await raw.set("turbows:n:news", 2)  # before the reader is back
+            await raw.xdel("turbows:s:news", "3-0", "4-0", "5-0")  # the lost writes
+            await raw.aclose()
+            with pytest.raises(fa.ClosedError) as info:
+                await asyncio.wait_for(client.recv(), 10)
+            assert info.value.code == RESET
+
+    run(main, timeout=30)
