@@ -135,15 +135,7 @@ class ServerProcess:
 
     def cpu_time(self) -> float:
         """Seconds the server's threads have spent on a CPU (nanosecond resolution)."""
-        total = 0
-        base = f"/proc/{self.pid}/task"
-        for tid in os.listdir(base):
-            try:
-                with open(f"{base}/{tid}/schedstat", "rb") as f:
-                    total += int(f.read().split()[0])
-            except (FileNotFoundError, ProcessLookupError):
-                pass  # a thread that just ended
-        return total / 1e9
+        return cpu_seconds(self.pid)
 
     def rss(self) -> int:
         """The server's resident set size, in bytes."""
@@ -164,6 +156,20 @@ class ServerProcess:
             self.proc.wait()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """Seconds the threads of process ``pid`` have spent on a CPU (from
+    ``/proc/<pid>/task/*/schedstat``, nanosecond resolution)."""
+    total = 0
+    base = f"/proc/{pid}/task"
+    for tid in os.listdir(base):
+        try:
+            with open(f"{base}/{tid}/schedstat", "rb") as f:
+                total += int(f.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # a thread that just ended
+    return total / 1e9
 
 
 _servers: dict[tuple[str, str, int], ServerProcess] = {}

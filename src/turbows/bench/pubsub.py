@@ -13,6 +13,9 @@ connections with one ``epoll`` loop.
 - ``pubsub-latency/asyncio``, 64 B: the 99th percentile of publish-to-receive latency, 500
   messages per second for 2 s (1 s with ``--quick``) to the 100 connections across the two
   workers (a cost: lower is better), in milliseconds.
+- ``pubsub-ingest/asyncio``, 64 B: a worker's CPU time per message (its process's CPU clock)
+  with one connection: what taking a message from Redis costs (``XREAD``, framing, one
+  write).
 - ``pubsub-publish/asyncio``, 64 B: publishes per second of one pipelined publisher, with
   Redis's AOF ``appendfsync always``, ``everysec``, and no persistence: the price of zero
   loss.
@@ -33,6 +36,7 @@ from typing import Callable
 from . import _echo_client, _peers, fanout
 from ._redis import RedisServer
 from ._runner import TURBOWS_C, Case, Loop
+from .e2e import cpu_seconds
 
 __all__ = ["BENCHMARKS", "IN_PROCESS", "cases", "stop"]
 
@@ -40,7 +44,12 @@ SIZE = 64
 FRAME = 2 + SIZE
 PER_WORKER = 50
 IN_PROCESS = "in-process Fanout (reference)"
-BENCHMARKS = ("pubsub-2w50c/asyncio", "pubsub-latency/asyncio", "pubsub-publish/asyncio")
+BENCHMARKS = (
+    "pubsub-2w50c/asyncio",
+    "pubsub-latency/asyncio",
+    "pubsub-publish/asyncio",
+    "pubsub-ingest/asyncio",
+)
 _PERSISTENCE = {
     TURBOWS_C: (True, "always"),
     TURBOWS_C + ", AOF everysec": (True, "everysec"),
@@ -92,21 +101,24 @@ class _Process:
 
 
 class _Setup:
-    """Redis, its publisher, and (``workers``) two workers with 50 reading connections each."""
+    """Redis, its publisher, and ``workers`` workers with ``per_worker`` reading connections
+    each."""
 
-    def __init__(self, persistent: bool, fsync: str, workers: bool) -> None:
+    def __init__(self, persistent: bool, fsync: str, workers: int, per_worker: int) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="twsbench-"))
         self.redis = RedisServer(self.directory, persistent, fsync)
         self.redis.start()
         self.processes: list[_Process] = []
         self.publisher = self._spawn("publisher", self.redis.url)
         self.readers: fanout.Readers | None = None
+        self.workers: list[_Process] = []
         if workers:
             socks = []
-            for _ in range(2):
+            for _ in range(workers):
                 worker = self._spawn("worker", self.redis.url)
+                self.workers.append(worker)
                 endpoint = _echo_client.Endpoint(worker.port, True)
-                socks += _echo_client.open_idle(endpoint, PER_WORKER)
+                socks += _echo_client.open_idle(endpoint, per_worker)
             self.readers = fanout.Readers(socks)
             time.sleep(0.5)  # the subscriptions start
             self.burst(3)  # check once: every connection gets the bytes published
@@ -138,15 +150,15 @@ class _Setup:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-_setups: dict[tuple[bool, str, bool], _Setup] = {}
+_setups: dict[tuple[bool, str, int, int], _Setup] = {}
 
 
-def _setup(persistent: bool, fsync: str, workers: bool) -> _Setup:
-    key = (persistent, fsync, workers)
+def _setup(persistent: bool, fsync: str, workers: int = 2, per_worker: int = PER_WORKER) -> _Setup:
+    key = (persistent, fsync, workers, per_worker)
     if key not in _setups:
         import atexit
 
-        _setups[key] = _Setup(persistent, fsync, workers)
+        _setups[key] = _Setup(persistent, fsync, workers, per_worker)
         atexit.register(stop)
     return _setups[key]
 
@@ -158,7 +170,7 @@ def stop() -> None:
 
 
 def _deliveries() -> Loop:
-    setup = _setup(True, "always", True)
+    setup = _setup(True, "always")
     readers = setup.readers
     assert readers is not None
 
@@ -170,13 +182,30 @@ def _deliveries() -> Loop:
     return loop
 
 
+def _ingest() -> Loop:
+    setup = _setup(True, "always", 1, 1)
+    readers = setup.readers
+    assert readers is not None
+
+    def loop(n: int) -> None:
+        setup.publisher.command(f"burst {n}")
+        readers.receive(n * FRAME, timeout=30.0)
+        setup.publisher.done()
+
+    return loop
+
+
+def _ingest_clock() -> float:
+    return cpu_seconds(_setup(True, "always", 1, 1).workers[0].proc.pid)
+
+
 def _in_process() -> Loop:
     return fanout._prepare("fanout")()
 
 
 def _publish(persistent: bool, fsync: str) -> Callable[[], Loop]:
     def prepare() -> Loop:
-        setup = _setup(persistent, fsync, False)
+        setup = _setup(persistent, fsync, 0, 0)
         return setup.burst
 
     return prepare
@@ -184,7 +213,7 @@ def _publish(persistent: bool, fsync: str) -> Callable[[], Loop]:
 
 def _latency(seconds: float) -> Callable[[], float]:
     def measure() -> float:
-        setup = _setup(True, "always", True)
+        setup = _setup(True, "always")
         readers = setup.readers
         assert readers is not None
         count = int(500 * seconds)
@@ -242,6 +271,20 @@ def cases(quick: bool = False) -> list[Case]:
             max_samples=3,
         ),
     ]
+    out.append(
+        Case(
+            BENCHMARKS[3],
+            SIZE,
+            TURBOWS_C,
+            "turbows",
+            "cpu-messages",
+            1,
+            None if why else _ingest,
+            why or "a worker's CPU time per message, one connection (XREAD to write)",
+            clock=None if why else _ingest_clock,
+            min_time=0.2,
+        )
+    )
     for name, (persistent, fsync) in _PERSISTENCE.items():
         out.append(
             Case(

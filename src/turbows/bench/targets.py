@@ -169,6 +169,14 @@ TARGETS: tuple[Target, ...] = (
     Target("fanout-100conn/asyncio", (64,), "turbows C, broadcast()", 10.0),
     Target("pubsub-2w50c/asyncio", (64,), "in-process Fanout (reference)", 0.5),
     Target(
+        "pubsub-ingest/asyncio",
+        (64,),
+        None,
+        0.5,
+        text="worker ingest <= 2 us CPU/msg (>= 0.5 M msg per CPU s)",
+        scale=1e6,
+    ),
+    Target(
         "pubsub-latency/asyncio",
         (64,),
         None,
