@@ -50,6 +50,14 @@ def _default_gap(count: int) -> Message:
     return '{"gap":%d}' % count
 
 
+def _push(ws: WebSocket) -> None:
+    """Write what ``ws``'s connection was given; above the write buffer's high-water mark,
+    stop reading from that peer until it drains (the flow-control rule of ``send_nowait``)."""
+    ws._push()
+    if ws._write_paused:
+        ws._pause_for_writes()
+
+
 class Batch:
     """Messages framed once, to be written to many connections.
 
@@ -212,7 +220,7 @@ class Fanout:
                 except InvalidStateError:
                     result.missed.append(ws)
                     continue
-                ws._push()
+                _push(ws)
                 result.delivered += 1
                 continue
             self._send_part(ws, batch, batch.cut(room), result)
@@ -265,7 +273,7 @@ class Fanout:
             ws._conn.send_frames(frames)
         except InvalidStateError:
             return False
-        ws._push()
+        _push(ws)
         return True
 
     def _close(self, ws: WebSocket) -> None:
@@ -388,7 +396,10 @@ def broadcast(
     The message is framed once (:class:`Batch`) and each OPEN connection gets those frames in
     one write, as :func:`fanout` does; ``str`` goes as text, bytes-like as binary. Nothing
     waits: what a socket does not take waits in that connection's write buffer, so a slow
-    reader's buffer grows with every broadcast, unless ``skip_slow``. To send several
+    reader's buffer grows with what the others send, unless ``skip_slow``; and, as with
+    ``send_nowait``, a connection whose buffer this takes above its high-water mark stops
+    being read until it drains (a peer whose own messages are relayed to everyone cannot
+    grow the server past its write limit by sending and never reading). To send several
     messages, one :func:`fanout` call writes them all at once (one system call per connection
     instead of one per message), within each connection's write limit.
 
@@ -423,5 +434,5 @@ def broadcast(
         except InvalidStateError:  # a fragmented message of its own is being sent
             missed.append(ws)
             continue
-        ws._push()
+        _push(ws)
     return missed

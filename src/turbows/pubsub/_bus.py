@@ -22,7 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from .._enums import State
 from .._resume import RESET, MessageId, envelope
 from ..asyncio._exceptions import WebSocketClosed
-from ..asyncio._fanout import SLOW_CONSUMER, Batch, Fanout
+from ..asyncio._fanout import SLOW_CONSUMER, Batch, Fanout, _push
 from ..asyncio._protocol import WebSocket
 from ..exceptions import InvalidStateError, TurboWSError
 
@@ -550,7 +550,7 @@ class Bus:
                 ws._conn.send_frames(batch.head(fit))
             except InvalidStateError:
                 return after
-            ws._push()
+            _push(ws)
             after = _seq_of(page[fit - 1][0])
         return after
 
