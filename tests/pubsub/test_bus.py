@@ -13,8 +13,6 @@ import turbows.asyncio as fa
 
 from aio_helpers import run
 
-pubsub = pytest.importorskip("turbows.pubsub") if False else None  # imported in the tests
-
 
 def _bus(server: Any, **kwargs: Any) -> Any:
     from turbows.pubsub import Bus
