@@ -36,8 +36,8 @@ __all__ = ["Batch", "Fanout", "FanoutResult", "SLOW_CONSUMER", "broadcast", "fan
 logger = logging.getLogger("turbows")
 
 #: The close code sent to a connection the ``"close"`` policy (or an overflowing ``"later"``
-#: backlog) drops: it read too slowly to keep up. Reconnecting clients retry after it (it is
-#: in 3000-4999) and, with ``resume=True``, resume where they stopped.
+#: backlog) drops: it read too slowly to keep up. ``ReconnectingClient(resume=True)`` retries
+#: after it and resumes where it stopped.
 SLOW_CONSUMER = 4008
 
 _OPEN = State.OPEN

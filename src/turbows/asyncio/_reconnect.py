@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import copy
 import email.utils
 import logging
 import random
@@ -25,6 +26,7 @@ from ..events import ConnectionClosed
 from ..exceptions import TurboWSError
 from ._client import ClientWebSocket, Connect
 from ._exceptions import ClosedOK, HandshakeError, HandshakeRejected, WebSocketClosed
+from ._fanout import SLOW_CONSUMER
 from ._protocol import Message, WebSocket
 
 __all__ = [
@@ -350,6 +352,8 @@ class ReconnectingClient:
     ) -> None:
         self.uri = uri
         self.policy = policy if policy is not None else RetryPolicy()
+        if resume:
+            self.policy = _resuming(self.policy)
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
         self._max_pending = max_pending
@@ -600,3 +604,24 @@ def _with_query(uri: str, name: str, value: str) -> str:
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != name]
     query.append((name, value))
     return urlunsplit(parts._replace(query=urlencode(query, safe=":,-")))
+
+
+def _resuming(policy: RetryPolicy) -> RetryPolicy:
+    """``policy`` that also retries after the two close codes a resuming client recovers
+    from: :data:`SLOW_CONSUMER` (4008: resume where it stopped) and ``RESET`` (4010: start
+    over), which the default table, like every 4000-4999 code, would stop on. The policy's
+    own ``should_retry`` still decides first."""
+    own = policy.should_retry
+
+    def should_retry(error: BaseException) -> Optional[bool]:
+        if own is not None:
+            answer = own(error)
+            if answer is not None:
+                return bool(answer)
+        if isinstance(error, WebSocketClosed) and error.code in (SLOW_CONSUMER, RESET):
+            return True
+        return None
+
+    resuming = copy.copy(policy)
+    resuming.should_retry = should_retry
+    return resuming
