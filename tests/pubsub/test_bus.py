@@ -253,7 +253,8 @@ def test_a_slow_consumer_stays_within_its_limit_and_then_resumes_without_loss(
 
     async def main() -> None:
         limit = 64 * 1024
-        worker = Worker(redis_server, policy=policy, lag_timeout=0.5)
+        # lag_timeout: long enough that the reading client never lags that long on a loaded machine
+        worker = Worker(redis_server, policy=policy, lag_timeout=2.0)
         worker.serve_kwargs = {"write_limit": limit}
         async with worker:
             fast = await fa.connect(worker.uri())
@@ -294,6 +295,10 @@ def test_a_slow_consumer_stays_within_its_limit_and_then_resumes_without_loss(
                 await slow.close()
                 await fast.close()
                 return
+            for _ in range(200):  # closed once it has lagged for lag_timeout
+                if slow_ws._conn._close_sent is not None:
+                    break
+                await asyncio.sleep(0.05)
             assert slow_ws._conn._close_sent is not None
             assert slow_ws._conn._close_sent[0] == SLOW_CONSUMER
             # the slow client reads what reached it, then resumes from its last id
