@@ -58,6 +58,11 @@ nitpick_ignore = [
     ("py:data", "LOCAL"),  # turbows.events.LOCAL / PEER, the values of ``initiator``
     ("py:data", "PEER"),
     ("py:exc", "NegotiationError"),  # raised inside the handshake, never to the application
+    ("py:class", "_asyncio.Future"),  # asyncio.Future as the C module names it
+    # Names of turbows.pubsub that its docstrings mention but its reference does not list.
+    ("py:data", "RESET"),
+    ("py:data", "turbows.pubsub.RESET"),
+    ("py:func", "envelope"),
 ]
 # Napoleon reads a property docstring whose first line has a colon as "type: description".
 nitpick_ignore_regex = [("py:class", r"The close code received.*|1005")]
