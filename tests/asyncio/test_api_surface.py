@@ -147,3 +147,23 @@ def test_text_true_sends_utf8_bytes_as_text_and_text_false_sends_str_as_binary()
         assert got == ['{"naïve": 1}', '{"naïve": 1}', b"bin", b"raw", "still open"]
 
     run(main)
+
+
+def test_broadcast_takes_text_too() -> None:
+    async def handler(ws: fa.ServerWebSocket) -> None:
+        await ws.wait_closed()
+
+    async def main() -> None:
+        async with fa.serve(handler, "127.0.0.1", 0) as server:
+            clients = [await fa.connect(f"ws://127.0.0.1:{server.port}/") for _ in range(3)]
+            while len(server.connections) < 3:
+                await asyncio.sleep(0.01)
+            assert fa.broadcast(server.connections, '{"é": 1}'.encode(), text=True) == []
+            assert fa.broadcast(server.connections, "as bytes", text=False) == []
+            with pytest.raises(ValueError, match="not valid UTF-8"):
+                fa.broadcast(server.connections, b"\xc3", text=True)
+            for ws in clients:
+                assert [await ws.recv(), await ws.recv()] == ['{"é": 1}', b"as bytes"]
+                await ws.close()
+
+    run(main)

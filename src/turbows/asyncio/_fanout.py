@@ -29,7 +29,7 @@ from .._enums import State
 from ..codec import FrameWriter
 from ..exceptions import InvalidStateError
 from ._exceptions import WebSocketClosed
-from ._protocol import Message, WebSocket
+from ._protocol import Message, WebSocket, _as_kind
 
 __all__ = ["Batch", "Fanout", "FanoutResult", "SLOW_CONSUMER", "broadcast", "fanout"]
 
@@ -63,6 +63,8 @@ class Batch:
 
     Args:
         messages: ``str`` (text) or bytes-like (binary) messages, in order.
+        text: ``True`` sends every message as text (UTF-8 bytes as they are, validated),
+            ``False`` every one as binary; None decides by type.
 
     Attributes:
         frames: the frames of every message, concatenated.
@@ -70,17 +72,24 @@ class Batch:
 
     Raises:
         TypeError: a message is neither ``str`` nor bytes-like.
+        ValueError: ``text=True`` and a message is bytes that are not valid UTF-8.
     """
 
     __slots__ = ("frames", "count", "_starts")
 
-    def __init__(self, messages: Iterable[Outgoing]) -> None:
+    def __init__(self, messages: Iterable[Outgoing], text: Optional[bool] = None) -> None:
         writer = FrameWriter(mask=False)
         starts: List[int] = []
         size = 0
         for message in messages:
             starts.append(size)
-            if type(message) is str:
+            if text is not None:
+                payload, is_text = _as_kind(message, text)
+                if is_text:
+                    writer.text(payload)
+                else:
+                    writer.binary(payload)
+            elif type(message) is str:
                 writer.text(message)
             elif isinstance(message, (bytes, bytearray, memoryview)):
                 writer.binary(message)
@@ -390,6 +399,7 @@ def broadcast(
     message: Outgoing,
     *,
     skip_slow: bool = False,
+    text: Optional[bool] = None,
 ) -> List[WebSocket]:
     """Send one message to many connections at once, without waiting for any of them.
 
@@ -409,6 +419,8 @@ def broadcast(
         message: the message.
         skip_slow: skip the connections whose write buffer is above its high-water mark
             (:attr:`WebSocket.writing_paused`) instead of adding to it.
+        text: as for :meth:`WebSocket.send`: ``True`` sends UTF-8 bytes (``orjson.dumps``
+            output) as a text message without decoding them, ``False`` a ``str`` as binary.
 
     Returns:
         The connections that did not get the message: not OPEN (still opening, closing or
@@ -417,8 +429,9 @@ def broadcast(
 
     Raises:
         TypeError: the message is neither ``str`` nor bytes-like (nothing was sent).
+        ValueError: ``text=True`` and the bytes are not valid UTF-8 (nothing was sent).
     """
-    frames = Batch((message,)).frames
+    frames = Batch((message,), text).frames
     missed: List[WebSocket] = []
     for ws in list(connections):
         if (

@@ -957,26 +957,34 @@ def reads_into_buffer(loop: asyncio.AbstractEventLoop) -> bool:
     return isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop)
 
 
-def _frame_as(conn: Any, message: Any, text: bool) -> None:
-    """Frame one whole message as text (``text=True``) or binary (``False``), whatever its
-    type: UTF-8 bytes as text after validation (no ``str`` is built), a ``str`` as binary."""
+def _as_kind(message: Any, text: bool) -> Tuple[Any, bool]:
+    """A whole message to send as text (``text=True``) or binary (``False``), whatever its
+    type: ``(payload, is_text)``. UTF-8 bytes go as text after validation (no ``str`` is
+    built); a ``str`` goes as binary UTF-8.
+
+    Raises:
+        TypeError: the message is neither ``str`` nor bytes-like.
+        ValueError: ``text=True`` and the bytes are not valid UTF-8.
+    """
     if type(message) is str:
-        if text:
-            conn.send_text(message)
-        else:
-            conn.send_binary(message.encode("utf-8"))
-    elif isinstance(message, (bytes, bytearray, memoryview)):
+        return (message, True) if text else (message.encode("utf-8"), False)
+    if isinstance(message, (bytes, bytearray, memoryview)):
         if not text:
-            conn.send_binary(message)
-        elif validate_utf8(message):
-            conn.send_text(message)
-        else:
-            # RFC 6455 5.6: a text message is UTF-8; the peer would fail the connection (1007).
-            raise ValueError("text=True needs UTF-8 bytes: this message is not valid UTF-8")
+            return message, False
+        if validate_utf8(message):
+            return message, True
+        # RFC 6455 5.6: a text message is UTF-8; the peer would fail the connection (1007).
+        raise ValueError("text=True needs UTF-8 bytes: this message is not valid UTF-8")
+    raise TypeError(f"cannot send {type(message).__name__} as one message: use str or bytes-like")
+
+
+def _frame_as(conn: Any, message: Any, text: bool) -> None:
+    """Frame one whole message on ``conn`` as text or binary (see :func:`_as_kind`)."""
+    payload, is_text = _as_kind(message, text)
+    if is_text:
+        conn.send_text(payload)
     else:
-        raise TypeError(
-            f"cannot send {type(message).__name__} as one message: use str or bytes-like"
-        )
+        conn.send_binary(payload)
 
 
 def _install_compiled_send_nowait() -> None:
