@@ -53,7 +53,9 @@ def test_a_lagging_handler_pauses_reading_then_resumes() -> None:
         nonlocal gate
         gate = asyncio.Event()
         async with fa.serve(lagging, "127.0.0.1", 0, max_queue=8) as server:
-            async with fa.connect(uri(server)) as ws:
+            # Uncompressed: 500 compressed messages of repeated digits would all fit in one
+            # read of the server's (256 KiB), which queues them all before it can pause.
+            async with fa.connect(uri(server), extensions=()) as ws:
 
                 async def send_all() -> None:
                     for i in range(500):
@@ -62,7 +64,12 @@ def test_a_lagging_handler_pauses_reading_then_resumes() -> None:
                 # In a task: once the server stops reading, the client's sends may wait for
                 # the socket to drain (whether they do depends on the kernel's buffer sizes).
                 sender = asyncio.create_task(send_all())
-                await asyncio.sleep(0.2)
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 5  # a loaded machine may take a while to get there
+                while not (
+                    server.connections and next(iter(server.connections))._reading_paused
+                ) and loop.time() < deadline:
+                    await asyncio.sleep(0.01)
                 (server_ws,) = server.connections
                 assert server_ws._reading_paused
                 assert len(server_ws._queue) - server_ws._head < 500
