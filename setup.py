@@ -22,14 +22,35 @@ NO_EXTENSIONS = _flag("TURBOWS_NO_EXTENSIONS")
 REQUIRE_EXTENSIONS = _flag("TURBOWS_REQUIRE_EXTENSIONS")
 
 
+# Written into the built package when an extension could not be built; turbows.codec reads it
+# and warns at import time that the pure-Python codec runs. pip shows a build's output only
+# when the build fails or with -v, so the warning below alone would go unseen.
+FAILURE_MARKER = "_build_failure.txt"
+
+
 class OptionalBuildExt(build_ext):
     """Build the extension, or warn and install pure Python if it cannot be built."""
 
     def run(self) -> None:
+        self.failures: list = []
         try:
             super().run()
         except Exception as exc:  # noqa: BLE001 - any build failure
             self._fail(exc)
+        self._write_failure_marker()
+
+    def _write_failure_marker(self) -> None:
+        if self.inplace:
+            package = self.get_finalized_command("build_py").get_package_dir("turbows")
+        else:
+            package = os.path.join(self.build_lib, "turbows")
+        marker = os.path.join(package, FAILURE_MARKER)
+        if self.failures:
+            os.makedirs(package, exist_ok=True)
+            with open(marker, "w", encoding="utf-8") as f:
+                f.write("\n".join(self.failures) + "\n")
+        elif os.path.exists(marker):
+            os.remove(marker)  # from an earlier in-place build that failed
 
     def build_extension(self, ext: Extension) -> None:
         try:
@@ -43,6 +64,7 @@ class OptionalBuildExt(build_ext):
     def _fail(self, exc: Exception, name: str = "turbows._speedups") -> None:
         if REQUIRE_EXTENSIONS:
             raise
+        self.failures.append(f"{name}: {exc}")
         fallback = {
             "turbows._speedups": "the pure-Python codec, which is much slower",
             "turbows.asyncio._fastio": "asyncio's own transports only",

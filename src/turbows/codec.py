@@ -7,9 +7,33 @@ does a missing extension. Type checkers always see the pure-Python module.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import TYPE_CHECKING
 
 NO_EXTENSIONS = os.environ.get("TURBOWS_NO_EXTENSIONS", "") not in ("", "0")
+
+# Left in the package by setup.py when the C extension could not be built (no compiler, no
+# Python headers): pip hides the build's own warning unless run with -v, so say it here.
+BUILD_FAILURE_MARKER = "_build_failure.txt"
+
+
+def _warn_if_the_build_failed() -> None:
+    marker = os.path.join(os.path.dirname(__file__), BUILD_FAILURE_MARKER)
+    try:
+        with open(marker, encoding="utf-8") as f:
+            failures = f.read().strip().splitlines() or ["the build failed"]
+    except OSError:
+        return  # built without extensions on purpose, or a source tree never built
+    reason = next((line for line in failures if line.startswith("turbows._speedups")), failures[0])
+    warnings.warn(
+        "turbows was installed without its C extension, so it runs the pure-Python codec, many"
+        f" times slower ({reason}). Install a C compiler and the Python headers, then rebuild:"
+        " pip cache remove turbows; pip install --force-reinstall --no-cache-dir turbows."
+        " TURBOWS_NO_EXTENSIONS=1 picks pure Python on purpose and silences this warning.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
 
 if TYPE_CHECKING or NO_EXTENSIONS:
     from . import _codec_py as _impl
@@ -24,6 +48,7 @@ else:
         from . import _codec_py as _impl
 
         IMPLEMENTATION = "python"
+        _warn_if_the_build_failed()
 
 BinaryMessage = _impl.BinaryMessage
 CloseReceived = _impl.CloseReceived
