@@ -7,9 +7,13 @@ through the public API. The pure-Python codec has one implementation, checked on
 
 from __future__ import annotations
 
+import importlib
+import os
 import random
 from contextlib import contextmanager
 from typing import Any, Iterator
+
+import pytest
 
 from turbows.exceptions import ProtocolError
 
@@ -161,3 +165,22 @@ def test_whole_text_messages_are_the_same_with_every_kernel(codec):
                         expected = payload if as_bytes else payload.decode("utf-8")
                         assert msg.data == expected, where
                         assert type(msg.data) is type(expected), where
+
+
+def test_the_kernel_chosen_for_this_cpu_is_the_expected_one():
+    """Run under ``qemu-x86_64 -cpu MODEL`` by tools/test_cpu_models.sh, which says what that
+    CPU model must get: the kernel picked at import, and every kernel that can be forced."""
+    expected = os.environ.get("TURBOWS_EXPECT_ISA")
+    if not expected:
+        pytest.skip("TURBOWS_EXPECT_ISA not set (tools/test_cpu_models.sh sets it per CPU model)")
+    speedups = importlib.import_module("turbows._speedups")
+    assert speedups.kernel_isa() == expected
+    usable = set()
+    for isa in ISAS:
+        try:
+            speedups._force_isa(isa)
+        except ValueError:
+            continue
+        usable.add(isa)
+    speedups._force_isa(expected)
+    assert usable == set(os.environ["TURBOWS_EXPECT_ISAS"].split(","))
