@@ -3,7 +3,8 @@
 #
 #   no_compiler_path DIR      print a PATH of DIR (created): symlinks to every program on the
 #                             current PATH except compilers, assemblers and linkers
-#   test_tree ROOT DIR        copy ROOT's tests/, examples/ and pytest configuration to DIR
+#   test_tree ROOT DIR        copy ROOT's tests/, what they read (examples/, README.md and
+#                             docs/, whose examples tests/docs runs) and pytest's configuration
 #   check_installed PYTHON    PYTHON imports turbows from its site-packages, extension in use
 
 no_compiler_path() {
@@ -39,7 +40,7 @@ test_tree() {
     local root=$1 dir=$2
     rm -rf "$dir"
     mkdir -p "$dir"
-    cp -r "$root/tests" "$root/examples" "$dir/"
+    cp -r "$root/tests" "$root/examples" "$root/docs" "$root/README.md" "$dir/"
     # pytest's options ([tool.pytest.ini_options]) are in pyproject.toml; nothing else there
     # is used from this folder.
     cp "$root/pyproject.toml" "$dir/"

@@ -24,8 +24,9 @@ OUT=$(mkdir -p "${1:-wheelhouse}" && cd "${1:-wheelhouse}" && pwd)
 TOOLS=${TURBOWS_TOOLS_VENV:-/tmp/turbows-tools}
 JOBS=${TURBOWS_WHEEL_JOBS:-2}
 TARGET=${TURBOWS_ZIG_TARGET:-x86_64-linux-gnu.2.17}
+PLAT_ARG=auto
 case "$TARGET" in
-    x86_64-*) PLAT=manylinux_2_17_x86_64; CPU=baseline ;;
+    x86_64-*) PLAT=manylinux_2_17_x86_64; CPU=baseline; [ "$(uname -m)" = x86_64 ] && PLAT_ARG=$PLAT ;;
     aarch64-*) PLAT=manylinux_2_17_aarch64; CPU=baseline ;;
     *) echo "build_wheels: no manylinux tag known for $TARGET" >&2; exit 2 ;;
 esac
@@ -92,7 +93,10 @@ build_one() {
         # The sdist, not the tree: what users build from.
         env "${CROSS_ENV[@]}" "$venv/bin/python" -m pip wheel --quiet --no-deps --no-build-isolation \
             --disable-pip-version-check -w "$WORK/raw-$tag" "$SDIST"
-        PATH="$TOOLS/bin:$PATH" "$TOOLS/bin/auditwheel" repair --plat "$PLAT" -w "$OUT" "$WORK/raw-$tag"/*.whl
+        # auditwheel offers the host architecture's tags to --plat; for a cross build, "auto"
+        # takes the wheel's own (and the tag is checked below).
+        PATH="$TOOLS/bin:$PATH" "$TOOLS/bin/auditwheel" repair --plat "$PLAT_ARG" -w "$OUT" \
+            "$WORK/raw-$tag"/*.whl
     } >"$log" 2>&1 || { echo "== $tag FAILED"; grep -v "^WARNING: Location" "$log" | tail -40; return 1; }
     echo "== $tag: $(basename "$(ls "$OUT"/turbows-*-"$tag"-*.whl)")"
 }
