@@ -113,6 +113,58 @@ _Decision = Union[None, Accept, Reject, Response]
 ProcessRequest = Callable[[Request], Union[_Decision, Awaitable[_Decision]]]
 
 
+#: The answer to a plain HTTP request that ``process_request`` let through (None or Accept).
+NOT_WEBSOCKET = (
+    426,
+    [("Upgrade", "websocket"), ("Content-Type", "text/plain; charset=utf-8")],
+    b"This is a WebSocket endpoint: connect with a WebSocket client.\n",
+)
+
+
+def answer_request(
+    conn: ServerConnection,
+    request: Request,
+    decision: Any,
+    now: float,
+    log: Callable[..., None],
+) -> bool:
+    """Carry out ``process_request``'s decision on ``conn`` (waiting in CONNECTING) and return
+    whether the connection opened; the asyncio and the blocking servers share it.
+
+    ``log(level, msg, *args, exc_info=...)`` reports a decision that cannot be carried out,
+    which is answered 500."""
+    if not request.upgrade and (decision is None or isinstance(decision, Accept)):
+        conn.reject(*NOT_WEBSOCKET)  # a plain HTTP request cannot be upgraded
+        return False
+    if decision is None or isinstance(decision, Accept):
+        subprotocol = None if decision is None else decision.subprotocol
+        headers = () if decision is None else decision.headers
+        try:
+            conn.accept(subprotocol, headers, now)
+            return True
+        except ValueError:
+            log(logging.ERROR, "cannot accept the handshake as process_request asked", exc_info=True)
+    elif isinstance(decision, _HTTPAnswer):
+        try:
+            conn.reject(decision.status, decision.headers, decision.body)
+            return False
+        except ValueError:
+            log(
+                logging.ERROR,
+                "cannot answer with %r as process_request asked",
+                decision,
+                exc_info=True,
+            )
+    else:
+        log(
+            logging.ERROR,
+            "process_request returned %r, not None, Accept, Reject or Response",
+            decision,
+        )
+    conn.reject(500, body=b"Internal Server Error")
+    return False
+
+
 class ServerWebSocket(WebSocket):
     """The server side of a connection; see :class:`WebSocket`.
 
@@ -164,55 +216,13 @@ class ServerWebSocket(WebSocket):
         conn = self._conn
         if conn.state is not State.CONNECTING:
             return False  # the client left while the request was being processed
-        plain = self.request is not None and not self.request.upgrade
-        if plain and (decision is None or isinstance(decision, Accept)):
-            # A plain HTTP request that process_request let through: it cannot be upgraded.
-            conn.reject(
-                426,
-                [("Upgrade", "websocket"), ("Content-Type", "text/plain; charset=utf-8")],
-                b"This is a WebSocket endpoint: connect with a WebSocket client.\n",
-            )
-            self._after()
-            return False
-        if decision is None or isinstance(decision, Accept):
-            subprotocol = None if decision is None else decision.subprotocol
-            headers = () if decision is None else decision.headers
-            if decision is not None:
-                self.context = decision.context
-            try:
-                conn.accept(subprotocol, headers, self._time())
-            except ValueError:
-                self._log(
-                    logging.ERROR,
-                    "cannot accept the handshake as process_request asked",
-                    exc_info=True,
-                )
-                conn.reject(500, body=b"Internal Server Error")
-                self._after()
-                return False
-            self._after()
-            self._log(logging.DEBUG, "connection open")
-            return True
-        if isinstance(decision, _HTTPAnswer):
-            try:
-                conn.reject(decision.status, decision.headers, decision.body)
-            except ValueError:
-                self._log(
-                    logging.ERROR,
-                    "cannot answer with %r as process_request asked",
-                    decision,
-                    exc_info=True,
-                )
-                conn.reject(500, body=b"Internal Server Error")
-        else:
-            self._log(
-                logging.ERROR,
-                "process_request returned %r, not None, Accept, Reject or Response",
-                decision,
-            )
-            conn.reject(500, body=b"Internal Server Error")
+        opened = answer_request(conn, self.request, decision, self._time(), self._log)
+        if opened:
+            self.context = decision.context if decision is not None else None
         self._after()
-        return False
+        if opened:
+            self._log(logging.DEBUG, "connection open")
+        return opened
 
     async def _run(self, hook: Optional[ProcessRequest]) -> None:
         try:

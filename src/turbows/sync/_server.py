@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional, Sequence, Set, Union
 
 from .._enums import State
 from ..asyncio._exceptions import WebSocketClosed
-from ..asyncio._server import Accept, Reject, Response, _HTTPAnswer
+from ..asyncio._server import Accept, Reject, Response, answer_request
 from ..connection import DEFAULT_MAX_HEADER_SIZE, DEFAULT_MAX_HEADERS, ServerConnection
 from ..events import Request
 from ..handshake import OriginPolicy
@@ -24,12 +24,6 @@ logger = logging.getLogger("turbows")
 
 Handler = Callable[["ServerWebSocket"], Any]
 ProcessRequest = Callable[[Request], Union[Accept, Reject, Response, None]]
-
-_NOT_WEBSOCKET = (
-    426,
-    [("Upgrade", "websocket"), ("Content-Type", "text/plain; charset=utf-8")],
-    b"This is a WebSocket endpoint: connect with a WebSocket client.\n",
-)
 
 
 class ServerWebSocket(WebSocket):
@@ -56,31 +50,9 @@ class ServerWebSocket(WebSocket):
         """Accept or reject the waiting request; return whether the connection opened."""
         conn = self._conn
         with self._lock:
-            opened = False
-            if not self.request.upgrade and (decision is None or isinstance(decision, Accept)):
-                conn.reject(*_NOT_WEBSOCKET)  # a plain HTTP request cannot be upgraded
-            elif decision is None or isinstance(decision, Accept):
-                subprotocol = None if decision is None else decision.subprotocol
-                headers = () if decision is None else decision.headers
-                if decision is not None:
-                    self.context = decision.context
-                try:
-                    conn.accept(subprotocol, headers, time.monotonic())
-                    opened = True
-                except ValueError:
-                    logger.exception("cannot accept the handshake as process_request asked")
-                    conn.reject(500, body=b"Internal Server Error")
-            elif isinstance(decision, _HTTPAnswer):
-                try:
-                    conn.reject(decision.status, decision.headers, decision.body)
-                except ValueError:
-                    logger.exception("cannot answer with %r as process_request asked", decision)
-                    conn.reject(500, body=b"Internal Server Error")
-            else:
-                logger.error(
-                    "process_request returned %r, not None, Accept, Reject or Response", decision
-                )
-                conn.reject(500, body=b"Internal Server Error")
+            opened = answer_request(conn, self.request, decision, time.monotonic(), logger.log)
+            if opened:
+                self.context = decision.context if decision is not None else None
             self._handle(conn.events())
         self._flush(True)
         return opened
