@@ -167,3 +167,60 @@ def test_broadcast_takes_text_too() -> None:
                 await ws.close()
 
     run(main)
+
+
+_PROTOCOL_CALLBACKS = (
+    "connection_made",
+    "data_received",
+    "eof_received",
+    "connection_lost",
+    "pause_writing",
+    "resume_writing",
+    "get_buffer",
+    "buffer_updated",
+)
+#: The documented API of a connection (docs/asyncio.md and the class docstrings).
+_WEBSOCKET_API = {
+    "recv", "send", "send_nowait", "ping", "close", "abort", "wait_closed", "on_message",
+    "state", "subprotocol", "extensions", "latency", "close_code", "close_reason",
+    "closed_event", "remote_address", "local_address", "transport", "writing_paused",
+    "request", "response_headers",
+}  # fmt: skip
+
+
+def _public(obj: Any) -> set:
+    return {name for name in dir(obj) if not name.startswith("_")}
+
+
+@pytest.mark.parametrize("use_uvloop", [False, True], ids=["asyncio", "uvloop"])
+@pytest.mark.parametrize("fast_transport", [True, False], ids=["turbows-transport", "loop-transport"])
+def test_a_websocket_shows_its_api_and_no_asyncio_protocol_callbacks(
+    use_uvloop: bool, fast_transport: bool
+) -> None:
+    if use_uvloop:
+        pytest.importorskip("uvloop")
+    seen: dict = {}
+
+    async def handler(ws: fa.ServerWebSocket) -> None:
+        seen["server"] = ws
+        async for message in ws:
+            await ws.send(message)
+
+    async def main() -> None:
+        server = fa.serve(handler, "127.0.0.1", 0, fast_transport=fast_transport)
+        async with server:
+            async with fa.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                await ws.send("through the protocol object")
+                assert await ws.recv() == "through the protocol object"
+                seen["client"] = ws
+                for side, obj in seen.items():
+                    for name in _PROTOCOL_CALLBACKS:
+                        assert not hasattr(obj, name), (side, name)
+                    assert not isinstance(obj, asyncio.BaseProtocol), side
+                    # The transport drives another object, not the connection itself.
+                    assert obj.transport.get_protocol() is not obj, side
+                assert _public(seen["server"]) == _WEBSOCKET_API | {"context"}
+                assert _public(ws) == _WEBSOCKET_API
+                assert _public(fa.WebSocket) == _WEBSOCKET_API
+
+    run(main, use_uvloop=use_uvloop)

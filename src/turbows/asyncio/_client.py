@@ -16,10 +16,9 @@ from ._exceptions import HandshakeFailed, HandshakeRejected, OpenTimeout
 from ._protocol import (
     DEFAULT_MAX_QUEUE,
     DEFAULT_WRITE_LIMIT,
-    ReadsIntoBuffer,
     WebSocket,
     _Options,
-    reads_into_buffer,
+    protocol_for,
 )
 
 __all__ = ["ClientWebSocket", "Connect", "connect"]
@@ -93,17 +92,11 @@ class ClientWebSocket(WebSocket):
             self._opening.set_exception(OpenTimeout("opening handshake timed out"))
         super()._open_timed_out()
 
-    def connection_lost(self, exc: Optional[BaseException]) -> None:
-        super().connection_lost(exc)
+    def _connection_lost(self, exc: Optional[BaseException]) -> None:
+        super()._connection_lost(exc)
         opening = self._opening
         if not opening.done():  # pragma: no cover - _on_closed always ran before
             opening.set_exception(HandshakeFailed("connection lost during the handshake"))
-
-
-class _BufferedClientWebSocket(ReadsIntoBuffer, ClientWebSocket):
-    """A :class:`ClientWebSocket` that reads into a shared buffer (selector loops)."""
-
-    __slots__ = ()
 
 
 class Connect:
@@ -163,8 +156,8 @@ class Connect:
             ssl = ssl_module.create_default_context()
         elif not uri.secure and ssl is not None:
             raise ValueError("ssl= is for wss:// URIs")
-        cls = _BufferedClientWebSocket if reads_into_buffer(loop) else ClientWebSocket
-        ws = cls(self.uri, self._options, self._conn_kwargs, loop)
+        ws = ClientWebSocket(self.uri, self._options, self._conn_kwargs, loop)
+        protocol = protocol_for(ws, loop)
         kwargs: Dict[str, Any] = {"ssl": ssl}
         if ssl is not None:
             kwargs["server_hostname"] = self._server_hostname or (
@@ -175,11 +168,11 @@ class Connect:
 
         async def open_() -> None:
             if self._unix is not None:
-                await loop.create_unix_connection(lambda: ws, self._unix, **kwargs)
+                await loop.create_unix_connection(lambda: protocol, self._unix, **kwargs)
             elif self._sock is not None:
-                await loop.create_connection(lambda: ws, sock=self._sock, **kwargs)
+                await loop.create_connection(lambda: protocol, sock=self._sock, **kwargs)
             else:
-                await loop.create_connection(lambda: ws, uri.host, uri.port, **kwargs)
+                await loop.create_connection(lambda: protocol, uri.host, uri.port, **kwargs)
             await ws._opening
 
         try:

@@ -29,7 +29,7 @@ from ..codec import BinaryMessage, TextMessage
 from ..exceptions import InvalidStateError, ProtocolError
 from .._speedups import FrameParser as _CompiledParser, FrameWriter as _CompiledWriter
 from .._speedups cimport _DataMessage, writer_buffered, writer_consumed
-from ._protocol import WebSocket
+from ._protocol import WebSocket, _Protocol
 
 # C globals: compared for every message in _deliver (no module dict lookup).
 cdef object _TEXT = TextMessage
@@ -643,13 +643,16 @@ cdef class SocketTransport:
     cdef _bind(self, protocol):
         self._protocol = protocol
         self._data_received = protocol.data_received
-        conn = getattr(protocol, "_conn", None) if isinstance(protocol, WebSocket) else None
-        if conn is None or type(protocol).data_received is not WebSocket.data_received:
+        # A turbows WebSocket's protocol (exactly _Protocol: not the buffered one, nor a
+        # subclass that could change what a read does) delivers from C.
+        ws = protocol.ws if type(protocol) is _Protocol else None
+        conn = getattr(ws, "_conn", None) if isinstance(ws, WebSocket) else None
+        if conn is None or type(ws)._data_received is not WebSocket._data_received:
             self._ws = self._conn = self._receive_events = self._queue = None
             self._conn_take = self._take_parts = self._writer = None
             self._view_ok = False
             return
-        self._ws = protocol
+        self._ws = ws
         self._conn = conn
         cls = self._conn_type = type(conn)
         self._o_fast = _slot_offset(cls, "_fast")
@@ -658,10 +661,10 @@ cdef class SocketTransport:
         self._o_closing = _slot_offset(cls, "should_close_transport")
         self._o_data_to_send = _slot_offset(cls, "data_to_send")
         self._o_send_text = _slot_offset(cls, "send_text")
-        self._ws_type = type(protocol)
+        self._ws_type = type(ws)
         self._o_on_message = _slot_offset(self._ws_type, "_on_message")
         self._receive_events = conn.receive_events
-        self._queue = protocol._queue
+        self._queue = ws._queue
         self._view_ok = type(conn._parser) is _CompiledParser
         self._conn_take = conn._take
         writer = getattr(conn._take, "__self__", None)
@@ -761,7 +764,7 @@ cdef class SocketTransport:
         return n
 
     cdef _deliver(self, char *p, Py_ssize_t n, bint may_view):
-        """``WebSocket.data_received`` in C: the same calls into the connection and the
+        """``WebSocket._data_received`` in C: the same calls into the connection and the
         WebSocket, in the same order, without its Python frame. While the ``on_message``
         callbacks of one read run, their ``send_nowait`` calls only frame (the WebSocket is
         corked); what they framed goes out in one ``send`` when the read is done.
@@ -846,7 +849,7 @@ cdef class SocketTransport:
         if queued or (PyList_GET_SIZE(self._queue) and ws._head < len(self._queue)):
             ws._wake()
         if failed and conn._failure is not None:
-            # A protocol error came after these messages (as in WebSocket.data_received): the
+            # A protocol error came after these messages (as in WebSocket._data_received): the
             # connection fails when the handler sends or has taken them, or after
             # FAILURE_GRACE; with on_message, now, after the answers the callbacks framed.
             if callback is None:

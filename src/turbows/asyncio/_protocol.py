@@ -1,6 +1,7 @@
-"""The WebSocket object: an :class:`asyncio.Protocol` that drives one sans-I/O connection.
+"""The WebSocket object, which drives one sans-I/O connection, and the :class:`asyncio.Protocol`
+through which a transport drives it (:class:`_Protocol`, kept off the WebSocket's surface).
 
-Data path: ``data_received`` makes one ``receive_data`` call into the connection, appends the
+Data path: ``_data_received`` makes one ``receive_data`` call into the connection, appends the
 finished messages to a plain list and wakes the coroutine waiting in ``recv`` (if any). Sending
 is one call into the connection and one ``transport.write``. Nothing else runs per message: the
 timers (open timeout, heartbeat, close timeout) share one ``loop.call_at`` handle per connection,
@@ -58,7 +59,7 @@ DEFAULT_WRITE_LIMIT = 64 * 1024
 #: Bytes read from the socket at most per call (asyncio's selector transport reads 256 KiB).
 READ_BUFFER_SIZE = 256 * 1024
 #: Seconds a protocol error found after messages waits for the handler to take them (and
-#: maybe answer) before the connection fails anyway; see WebSocket.data_received.
+#: maybe answer) before the connection fails anyway; see WebSocket._data_received.
 FAILURE_GRACE = 1.0
 
 _TEXT = TextMessage
@@ -110,7 +111,7 @@ class _Options:
         self.read_buffer: Optional[memoryview] = None
 
 
-class WebSocket(asyncio.Protocol):
+class WebSocket:
     """One WebSocket connection, server or client side.
 
     Servers hand it to the connection handler; clients get it from :func:`connect`. Use it
@@ -501,9 +502,9 @@ class WebSocket(asyncio.Protocol):
             await self._new_waiter()
 
     # ----------------------------------------------------------------------------------------
-    # asyncio.Protocol callbacks.
+    # What the transport calls, through _Protocol (asyncio.Protocol's callbacks).
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+    def _connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
         options = self._options
         transport.set_write_buffer_limits(options.write_high, options.write_low)  # type: ignore[attr-defined]
@@ -515,7 +516,7 @@ class WebSocket(asyncio.Protocol):
         if out:
             transport.write(out)  # type: ignore[attr-defined]
 
-    def data_received(self, data: Any) -> None:
+    def _data_received(self, data: Any) -> None:
         conn = self._conn
         conn.receive_data(data, self._time())
         events = conn.events()
@@ -557,13 +558,13 @@ class WebSocket(asyncio.Protocol):
             # answers go out before the close frame, or after FAILURE_GRACE otherwise.
             self._fail_later()
 
-    def eof_received(self) -> Optional[bool]:
+    def _eof_received(self) -> Optional[bool]:
         self._conn.receive_data(b"", self._time())
         self._after()
         self._wake()
         return None  # let the transport close itself
 
-    def connection_lost(self, exc: Optional[BaseException]) -> None:
+    def _connection_lost(self, exc: Optional[BaseException]) -> None:
         if self._closed is None:
             self._conn.receive_data(b"", self._time())
             self._after()
@@ -576,12 +577,12 @@ class WebSocket(asyncio.Protocol):
         self._wake_waiters()
         self._lost()
 
-    def pause_writing(self) -> None:
+    def _pause_writing(self) -> None:
         self._write_paused = True
         # At most one unsent pong from now on, however many pings arrive.
         self._conn.throttle_pongs(True)
 
-    def resume_writing(self) -> None:
+    def _resume_writing(self) -> None:
         self._write_paused = False
         conn = self._conn
         conn.throttle_pongs(False)
@@ -922,9 +923,44 @@ class WebSocket(asyncio.Protocol):
         return f"<turbows WebSocket {side} {self._conn.state.name} {self.remote_address}>"
 
 
-class ReadsIntoBuffer(asyncio.BufferedProtocol):
-    """Mixin: the transport reads into one buffer shared by all the connections of a server
-    (or a client) instead of making a ``bytes`` per read.
+class _Protocol(asyncio.Protocol):
+    """The :class:`asyncio.Protocol` a transport drives for one :class:`WebSocket`.
+
+    The protocol callbacks live here rather than on the WebSocket, so that what an application
+    holds has only the WebSocket API. ``data_received`` is a slot holding the WebSocket's bound
+    ``_data_received``: a read costs no extra Python call (asyncio's transports look the
+    method up on every read, uvloop's once). The other callbacks run once per connection, or
+    per write-buffer crossing, and forward.
+    """
+
+    __slots__ = ("ws", "data_received")
+
+    def __init__(self, ws: WebSocket) -> None:
+        self.ws = ws
+        self.data_received = ws._data_received  # type: ignore[method-assign]
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.ws._connection_made(transport)
+
+    def eof_received(self) -> Optional[bool]:
+        return self.ws._eof_received()
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self.ws._connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.ws._pause_writing()
+
+    def resume_writing(self) -> None:
+        self.ws._resume_writing()
+
+    def __repr__(self) -> str:
+        return f"<protocol of {self.ws!r}>"
+
+
+class _BufferedProtocol(_Protocol, asyncio.BufferedProtocol):
+    """A :class:`_Protocol` whose transport reads into one buffer shared by all the
+    connections of a server (or a client) instead of making a ``bytes`` per read.
 
     Used on asyncio's selector loops, where a read otherwise allocates a 256 KiB ``bytes`` and
     shrinks it: glibc serves that with mmap, mremap and munmap, three system calls per read
@@ -938,9 +974,11 @@ class ReadsIntoBuffer(asyncio.BufferedProtocol):
     none.
     """
 
-    __slots__ = ()
+    __slots__ = ("_options",)
 
-    _options: _Options
+    def __init__(self, ws: WebSocket) -> None:
+        super().__init__(ws)
+        self._options = ws._options
 
     def get_buffer(self, sizehint: int) -> memoryview:
         buffer = self._options.read_buffer
@@ -949,12 +987,16 @@ class ReadsIntoBuffer(asyncio.BufferedProtocol):
         return buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(self._options.read_buffer[:nbytes])  # type: ignore[attr-defined,index]
+        self.data_received(self._options.read_buffer[:nbytes])  # type: ignore[arg-type,index]
 
 
-def reads_into_buffer(loop: asyncio.AbstractEventLoop) -> bool:
-    """Whether connections on ``loop`` should use :class:`ReadsIntoBuffer`."""
-    return isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop)
+def protocol_for(ws: WebSocket, loop: asyncio.AbstractEventLoop, compiled: bool = False) -> _Protocol:
+    """The protocol object to hand a transport for ``ws`` on ``loop``: one that reads into a
+    shared buffer on asyncio's selector loops (see :class:`_BufferedProtocol`), except for
+    turbows's ``compiled`` transport, which reads into its own."""
+    if not compiled and isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+        return _BufferedProtocol(ws)
+    return _Protocol(ws)
 
 
 def _as_kind(message: Any, text: bool) -> Tuple[Any, bool]:

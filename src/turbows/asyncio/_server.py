@@ -32,10 +32,9 @@ from ._exceptions import WebSocketClosed
 from ._protocol import (
     DEFAULT_MAX_QUEUE,
     DEFAULT_WRITE_LIMIT,
-    ReadsIntoBuffer,
     WebSocket,
     _Options,
-    reads_into_buffer,
+    protocol_for,
 )
 
 __all__ = ["Accept", "Reject", "Response", "Server", "ServerWebSocket", "serve"]
@@ -185,9 +184,9 @@ class ServerWebSocket(WebSocket):
         self._conn = ServerConnection(**server._conn_kwargs)
         self.context: Any = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+    def _connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._server._connections.add(self)
-        super().connection_made(transport)
+        super()._connection_made(transport)
 
     def _lost(self) -> None:
         self._server._connections.discard(self)
@@ -248,12 +247,6 @@ class ServerWebSocket(WebSocket):
         except asyncio.CancelledError:
             self.abort()
             raise
-
-
-class _BufferedServerWebSocket(ReadsIntoBuffer, ServerWebSocket):
-    """A :class:`ServerWebSocket` that reads into the server's buffer (selector loops)."""
-
-    __slots__ = ()
 
 
 SocketTransport: Any = None
@@ -489,7 +482,8 @@ class Server:
         self._tasks: Set[asyncio.Task[Any]] = set()
         self._closing = False
         self._shutdown: Optional[asyncio.Task[None]] = None
-        self._protocol_class: Callable[["Server"], ServerWebSocket] = ServerWebSocket
+        # Whether connections come through turbows's compiled transport (see protocol_for).
+        self._compiled = False
 
     # -- starting ------------------------------------------------------------------------------
 
@@ -498,8 +492,6 @@ class Server:
         if self._server is not None:
             return self
         self._loop = asyncio.get_running_loop()
-        if reads_into_buffer(self._loop) and not self._uses_fast_transport():
-            self._protocol_class = _BufferedServerWebSocket
         factory = self._factory
         if self._unix is not None or (
             self._sock is not None and self._sock.family == getattr(socket, "AF_UNIX", None)
@@ -508,6 +500,7 @@ class Server:
                 factory, self._unix, sock=self._sock, ssl=self._ssl, backlog=self._backlog
             )
         elif self._uses_fast_transport():
+            self._compiled = True
             if self._sock is not None:
                 self._sock.listen(self._backlog)  # as loop.create_server does
                 sockets = [self._sock]
@@ -533,8 +526,8 @@ class Server:
         """Plain TCP with the compiled transport: turbows does the socket I/O itself."""
         return bool(self._fast_transport) and self._ssl is None and SocketTransport is not None
 
-    def _factory(self) -> ServerWebSocket:
-        return self._protocol_class(self)
+    def _factory(self) -> asyncio.BaseProtocol:
+        return protocol_for(ServerWebSocket(self), self._loop, self._compiled)
 
     def __await__(self) -> Generator[Any, None, "Server"]:
         return self.start().__await__()
