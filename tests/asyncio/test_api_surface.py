@@ -113,7 +113,19 @@ def test_the_documented_raises_of_recv_send_and_send_nowait_hold() -> None:
                     await ws.send(bad)  # type: ignore[arg-type]
                 with pytest.raises(TypeError, match="cannot send"):
                     ws.send_nowait(bad)  # type: ignore[arg-type]
+            with pytest.raises(ValueError, match="limit is 125"):
+                await ws.ping(b"x" * 126)
+            waiting = asyncio.ensure_future(ws.ping(b"same"))
+            await asyncio.sleep(0)
+            with pytest.raises(ValueError, match="already waiting"):
+                await ws.ping(b"same")
+            await waiting
+            for code, reason, match in ((1005, "", "may not be sent"), (1000, "é" * 62, "limit is 123")):
+                with pytest.raises(ValueError, match=match):
+                    await ws.close(code, reason)
             await ws.close()
+            with pytest.raises(fa.ClosedOK):
+                await ws.ping()
             with pytest.raises(fa.ClosedOK):
                 await first
             with pytest.raises(fa.ClosedOK):

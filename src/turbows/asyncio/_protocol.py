@@ -438,6 +438,8 @@ class WebSocket:
 
         Raises:
             ClosedOK, ClosedError: the connection closed before the pong arrived.
+            ValueError: ``data`` is longer than 125 bytes, or a ping with the same payload is
+                already waiting for its pong.
         """
         if data is None:
             self._ping_seq += 1
@@ -473,6 +475,10 @@ class WebSocket:
         Returns once the closing handshake completed, or the close timeout ran out (then the
         TCP connection is aborted). Does nothing more if the connection is already closing or
         closed. A client still in its opening handshake is aborted.
+
+        Raises:
+            ValueError: the code may not be sent (1005, 1006, 1015, ...) or the reason is
+                longer than 123 bytes in UTF-8.
         """
         conn = self._conn
         state = conn.state
