@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import codecs
 import os
-from typing import Any, List, Optional, Union
+from typing import Any, Iterable, List, Optional, Union
 
 from ._enums import (
     MAX_CLOSE_REASON,
@@ -773,6 +773,10 @@ def build_frame(
     return _header(opcode, len(data), fin, rsv, True) + key + _xor(data, key)
 
 
+_NOT_A_MESSAGE = "cannot send %s as a message: use str or bytes-like"
+_NOT_UTF8 = "text=True needs UTF-8 bytes: message %d is not valid UTF-8"
+
+
 class FrameWriter:
     """Send side: frames appended to one output buffer, taken out with ``take``.
 
@@ -808,22 +812,24 @@ class FrameWriter:
         try:
             data = _payload_bytes(payload)
             _check_frame(opcode, len(data), fin, rsv)
-            header = _header(opcode, len(data), fin, rsv, self._mask)
-            key = b""
-            if self._mask:
-                key = _mask_pool.key()
-                data = _xor(data, key)
             out = self._out
             size = len(out)
             try:
-                out += header
-                out += key
-                out += data
+                self._put(out, opcode, fin, rsv, data)
             except BaseException:
                 del out[size:]  # no partial frame left by an append interrupted
                 raise
         finally:
             self._idle.append(True)
+
+    def _put(self, out: bytearray, opcode: int, fin: bool, rsv: int, data: bytes) -> None:
+        """Write one frame at the end of ``out``."""
+        out += _header(opcode, len(data), fin, rsv, self._mask)
+        if self._mask:
+            key = _mask_pool.key()
+            out += key
+            data = _xor(data, key)
+        out += data
 
     def text(self, payload: str) -> None:
         """Append a whole text message in one frame (ConcurrentUseError as for ``frame``)."""
@@ -832,6 +838,58 @@ class FrameWriter:
     def binary(self, payload: BytesLike) -> None:
         """Append a whole binary message in one frame (ConcurrentUseError as for ``frame``)."""
         self._append("binary", _OP_BINARY, payload, True, 0)
+
+    def messages(
+        self, messages: Iterable[Union[str, BytesLike]], text: Optional[bool] = None
+    ) -> List[int]:
+        """Append many whole messages, each in one frame, in one call.
+
+        Args:
+            messages: ``str`` or bytes-like (``bytes``, ``bytearray``, ``memoryview``)
+                messages, in order (any iterable).
+            text: None sends ``str`` as text and bytes-like as binary; True sends every
+                message as text (bytes as they are, after UTF-8 validation: RFC 6455 5.6);
+                False every one as binary (``str`` as UTF-8).
+
+        Returns:
+            Where each message's frame starts in the writer (``len(self)`` before it).
+
+        Raises:
+            TypeError: a message is neither ``str`` nor bytes-like.
+            ValueError: ``text=True`` and a bytes message is not valid UTF-8.
+            UnicodeEncodeError: a ``str`` holds a lone surrogate.
+            BufferError: a bytes-like message is not C-contiguous.
+            ConcurrentUseError: another call on this writer is running (another thread).
+
+        On an error the writer is left as it was: none of the messages is appended.
+        """
+        try:
+            self._idle.pop()
+        except IndexError:
+            raise ConcurrentUseError("FrameWriter.messages()") from None
+        out = self._out
+        saved = len(out)
+        starts: List[int] = []
+        try:
+            for i, message in enumerate(list(messages)):
+                starts.append(len(out))
+                if type(message) is str:
+                    data = message.encode("utf-8")
+                    opcode = _OP_BINARY if text is False else _OP_TEXT
+                elif isinstance(message, (bytes, bytearray, memoryview)):
+                    data = _as_bytes(message)
+                    opcode = _OP_TEXT if text else _OP_BINARY
+                    if text and not validate_utf8(data):
+                        raise ValueError(_NOT_UTF8 % i)
+                else:
+                    raise TypeError(_NOT_A_MESSAGE % type(message).__name__)
+                self._put(out, opcode, True, 0, data)
+        except BaseException:
+            del out[saved:]
+            raise
+        finally:
+            self._idle.append(True)
+        return starts
 
     def take(self) -> bytes:
         """Return the bytes written so far and empty the buffer.

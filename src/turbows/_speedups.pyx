@@ -1174,6 +1174,10 @@ cdef inline const uint8_t *_body_data(object body, Py_ssize_t *n):
     return <const uint8_t *>PyBytes_AS_STRING(body)
 
 
+_NOT_A_MESSAGE = "cannot send %s as a message: use str or bytes-like"
+_NOT_UTF8 = "text=True needs UTF-8 bytes: message %d is not valid UTF-8"
+
+
 # Holds bytes, and a tuple of bytes and a str or bytes: nothing that can be part of a cycle.
 @cython.no_gc
 cdef class FrameWriter:
@@ -1235,10 +1239,7 @@ cdef class FrameWriter:
         if self._len == 0 and self._parked is not None:  # a frame waits only in an empty writer
             self._unpark(14 + n)
         elif whole is not None:
-            self._reserve(PyBytes_GET_SIZE(whole) + 14 + n)
-            memcpy(self._buf + self._len, PyBytes_AS_STRING(whole), PyBytes_GET_SIZE(whole))
-            self._len += PyBytes_GET_SIZE(whole)
-            self._whole = None
+            self._unwhole(14 + n)
         elif self._len == 0 and n >= WHOLE_FRAME_MIN:
             whole = PyBytes_FromStringAndSize(NULL, _header_size(n, self._masked) + n)
             self._put(<uint8_t *>PyBytes_AS_STRING(whole), b0, data, n)
@@ -1258,6 +1259,16 @@ cdef class FrameWriter:
             return self._append(b0, data, n)
         self._parked = (
             PyBytes_FromStringAndSize(<char *>header, _write_header(header, b0, n, False)), obj)
+        return 0
+
+    cdef int _unwhole(self, Py_ssize_t extra) except -1:
+        """Move the frame built apart (``_whole``) into the buffer, with room for ``extra``
+        more bytes."""
+        cdef bytes whole = self._whole
+        self._reserve(PyBytes_GET_SIZE(whole) + extra)
+        memcpy(self._buf + self._len, PyBytes_AS_STRING(whole), PyBytes_GET_SIZE(whole))
+        self._len += PyBytes_GET_SIZE(whole)
+        self._whole = None
         return 0
 
     cdef int _unpark(self, Py_ssize_t extra) except -1:
@@ -1348,6 +1359,90 @@ cdef class FrameWriter:
                     PyBuffer_Release(&view)
         finally:
             self._busy = False
+
+    def messages(self, messages, text=None):
+        """Append many whole messages, each in one frame, in one call.
+
+        Args:
+            messages: ``str`` or bytes-like (``bytes``, ``bytearray``, ``memoryview``)
+                messages, in order (any iterable).
+            text: None sends ``str`` as text and bytes-like as binary; True sends every
+                message as text (bytes as they are, after UTF-8 validation: RFC 6455 5.6);
+                False every one as binary (``str`` as UTF-8).
+
+        Returns:
+            list: where each message's frame starts in the writer (``len(self)`` before it).
+
+        Raises:
+            TypeError: a message is neither ``str`` nor bytes-like.
+            ValueError: ``text=True`` and a bytes message is not valid UTF-8.
+            UnicodeEncodeError: a ``str`` holds a lone surrogate.
+            BufferError: a bytes-like message is not C-contiguous.
+            ConcurrentUseError: another call on this writer is running (another thread).
+
+        On an error the writer is left as it was: none of the messages is appended.
+        """
+        cdef Py_ssize_t saved
+        if self._busy:
+            raise ConcurrentUseError("FrameWriter.messages()")
+        self._busy = True
+        try:
+            # One buffer for every frame: a frame waiting apart moves into it first (as the
+            # next append would move it), so that an error can cut back to ``saved``.
+            if self._parked is not None:
+                self._unpark(0)
+            elif self._whole is not None:
+                self._unwhole(0)
+            saved = self._len
+            try:
+                return self._messages(messages, -1 if text is None else (1 if text else 0))
+            except BaseException:
+                self._len = saved
+                self._whole = None
+                raise
+        finally:
+            self._busy = False
+
+    cdef list _messages(self, object messages, int text):
+        cdef list starts = []
+        cdef list items = messages if type(messages) is list else list(messages)
+        cdef object message, raw
+        cdef Py_buffer view
+        cdef const uint8_t *data
+        cdef Py_ssize_t n, i
+        cdef int b0
+        for i in range(len(items)):
+            message = items[i]
+            PyList_Append(starts, self._len if self._whole is None
+                          else PyBytes_GET_SIZE(self._whole))
+            if type(message) is str:
+                b0 = 0x82 if text == 0 else 0x81
+                if PyUnicode_IS_ASCII(message):
+                    self._append(b0, <const uint8_t *>PyUnicode_DATA(message),
+                                 PyUnicode_GET_LENGTH(message))
+                else:
+                    raw = PyUnicode_AsUTF8String(message)
+                    self._append(b0, <const uint8_t *>PyBytes_AS_STRING(raw),
+                                 PyBytes_GET_SIZE(raw))
+                continue
+            if type(message) is bytes:
+                data = <const uint8_t *>PyBytes_AS_STRING(message)
+                n = PyBytes_GET_SIZE(message)
+                if text == 1 and not turbows_utf8_valid(data, <size_t>n):
+                    raise ValueError(_NOT_UTF8 % i)
+                self._append(0x81 if text == 1 else 0x82, data, n)
+                continue
+            if not isinstance(message, (bytearray, memoryview)):
+                raise TypeError(_NOT_A_MESSAGE % type(message).__name__)
+            _get_buffer(message, &view, False)
+            try:
+                data = <const uint8_t *>view.buf
+                if text == 1 and not turbows_utf8_valid(data, <size_t>view.len):
+                    raise ValueError(_NOT_UTF8 % i)
+                self._append(0x81 if text == 1 else 0x82, data, view.len)
+            finally:
+                PyBuffer_Release(&view)
+        return starts
 
     def take(self):
         """Return the bytes written so far and empty the buffer.

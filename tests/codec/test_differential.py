@@ -277,3 +277,28 @@ def test_close_frame_payloads_give_the_same_result_for_every_code(python_codec, 
     for code in itertools.chain(range(0, 1100), range(2990, 3010), range(4990, 5010), [65535]):
         frame = raw_frame(8, code.to_bytes(2, "big") + b"why", mask=b"\x00\x01\x02\x03")
         both_parse(python_codec, cython_codec, [frame], {})
+
+
+_BATCH_MESSAGES = st.one_of(
+    st.text(max_size=40),
+    st.binary(max_size=40),
+    st.binary(max_size=40).map(bytearray),
+    st.sampled_from([b"\xed\xa0\x80", b"\xc3", "\ud800", 7, None, _not_contiguous()]),
+)
+
+
+@given(
+    messages=st.lists(_BATCH_MESSAGES, max_size=8),
+    text=st.sampled_from([None, True, False]),
+    before=st.binary(max_size=20),
+)
+def test_frame_writer_messages_is_the_same_in_both_codecs(
+    python_codec, cython_codec, messages, text, before
+):
+    def write(codec):
+        writer = codec.FrameWriter()
+        writer.binary(before)
+        result = outcome(lambda: writer.messages(messages, text))
+        return result, writer.take()
+
+    assert write(cython_codec) == write(python_codec)

@@ -420,3 +420,101 @@ def test_encode_close_round_trips_through_the_parser(codec):
         assert (item.code, item.reason) == (code, reason)
     (item,) = codec.FrameParser().feed(codec.build_frame(OP_CLOSE, b"", mask=b"abcd"))
     assert item.code == 1005
+
+
+# --------------------------------------------------------------------------------------------
+# FrameWriter.messages: a batch of whole messages in one call
+
+
+def _one_by_one(codec, messages, text, mask=False):
+    """What messages() must produce: each message through text() or binary()."""
+    writer = codec.FrameWriter(mask=mask)
+    starts = []
+    for message in messages:
+        starts.append(len(writer))
+        as_text = type(message) is str if text is None else text
+        if as_text:
+            writer.frame(OP_TEXT, message)
+        else:
+            writer.frame(OP_BINARY, message)
+    return starts, writer.take()
+
+
+MIXED = ["a", b"bb", bytearray(b"c" * 200), memoryview(b"d" * 70_000), "é✓", "", b""]
+
+
+@pytest.mark.parametrize("text", [None, False])
+def test_frame_writer_messages_frames_each_message_as_text_or_binary_would(codec, text):
+    writer = codec.FrameWriter()
+    starts = writer.messages(MIXED, text)
+    assert (starts, writer.take()) == _one_by_one(codec, MIXED, text)
+
+
+def test_frame_writer_messages_sends_utf8_bytes_as_text_with_text_true(codec):
+    messages = ["a", b"caf\xc3\xa9", bytearray(b"x" * 300), memoryview(b"\xe2\x9c\x93")]
+    writer = codec.FrameWriter()
+    starts = writer.messages(messages, True)
+    as_text = [bytes(m) if not isinstance(m, str) else m for m in messages]
+    assert (starts, writer.take()) == _one_by_one(codec, as_text, True)
+
+
+def test_frame_writer_messages_takes_any_iterable_and_counts_from_what_is_buffered(codec):
+    writer = codec.FrameWriter()
+    writer.binary(b"before")
+    starts = writer.messages(m for m in ("x", "yy"))
+    assert starts == [8, 11]
+    assert writer.take() == b"\x82\x06before\x81\x01x\x81\x02yy"
+    assert writer.messages([]) == [] and writer.take() == b""
+
+
+@pytest.mark.parametrize("first", [None, b"s" * 10, b"L" * 70_000, "A" * 70_000])
+@pytest.mark.parametrize(
+    ("bad", "text", "error"),
+    [
+        (b"\xff", True, ValueError),
+        (bytearray(b"\xc3"), True, ValueError),
+        (12, None, TypeError),
+        (None, True, TypeError),
+        ("\ud800", None, UnicodeEncodeError),
+        (memoryview(b"abcd")[::2], False, BufferError),
+    ],
+)
+def test_frame_writer_messages_appends_nothing_when_a_message_is_refused(
+    codec, first, bad, text, error
+):
+    """A bad message anywhere in the batch: the error, and the writer as it was (including a
+    large frame it was holding apart), ready for more."""
+    writer = codec.FrameWriter()
+    if first is not None:
+        writer.text(first.decode()) if type(first) is bytes else writer.text(first)
+    before = len(writer)
+    with pytest.raises(error):
+        writer.messages(["ok", b"L" * 70_000, bad, "never"], text)
+    assert len(writer) == before
+    writer.binary(b"after")
+    expected = b"" if first is None else codec.build_frame(OP_TEXT, first)
+    assert writer.take() == expected + codec.build_frame(OP_BINARY, b"after")
+
+
+def test_frame_writer_messages_names_the_message_that_is_not_utf8(codec):
+    with pytest.raises(ValueError, match="message 2 is not valid UTF-8"):
+        codec.FrameWriter().messages([b"a", b"b", b"\xed\xa0\x80"], True)
+    with pytest.raises(TypeError, match="cannot send int as a message"):
+        codec.FrameWriter().messages([b"a", 1])
+
+
+def test_masked_frame_writer_messages_masks_each_frame_with_its_own_key(codec):
+    writer = codec.FrameWriter(mask=True)
+    messages = ["a" * 10, b"b" * 10, "c" * 10]
+    starts = writer.messages(messages)
+    out = writer.take()
+    assert starts == [0, 16, 32] and len(out) == 48
+    keys = {out[s + 2 : s + 6] for s in starts}
+    assert len(keys) == 3
+    parser = codec.FrameParser(require_mask=True, max_message_size=None)
+    got = [(type(m).__name__, m.data) for m in parser.feed(out)]
+    assert got == [
+        ("TextMessage", "a" * 10),
+        ("BinaryMessage", b"b" * 10),
+        ("TextMessage", "c" * 10),
+    ]

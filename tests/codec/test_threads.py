@@ -161,8 +161,9 @@ def test_an_inflater_that_feeds_its_own_parser_gets_concurrent_use_error(
         lambda w: w.text("other"),
         lambda w: w.binary(b"other"),
         lambda w: w.frame(OP_BINARY, b"other"),
+        lambda w: w.messages(["other", b"more"]),
     ],
-    ids=["take", "_take_parts", "text", "binary", "frame"],
+    ids=["take", "_take_parts", "text", "binary", "frame", "messages"],
 )
 def test_a_writer_call_while_another_thread_draws_a_masking_key_raises_concurrent_use_error(
     codec: ModuleType, monkeypatch: pytest.MonkeyPatch, call: Callable[[Any], Any]

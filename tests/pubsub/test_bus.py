@@ -347,3 +347,30 @@ def test_a_channel_rewound_behind_the_reader_resets_its_subscribers(redis_server
             assert info.value.code == RESET
 
     run(main, timeout=30)
+
+
+def test_an_entry_with_other_fields_is_delivered_by_its_field_d_live_and_on_resume(
+    redis_server: Any,
+) -> None:
+    """The reader takes the bus's own entries (``[b"d", data]``) without a lookup; an entry
+    written by hand with more fields is still delivered by its field ``d``."""
+
+    async def main() -> None:
+        async with Worker(redis_server) as worker:
+            bus = worker.bus
+            client = await fa.connect(worker.uri())
+            await _connected(worker, 1)
+            first = await bus.publish("news", "before")
+            seq = await bus._publisher.incr(bus._seq_key("news"))
+            fields = {"x": "1", "d": "by hand", "z": "2"}
+            await bus._publisher.xadd(bus._stream("news"), fields, id=f"{seq}-0")
+            got = [await _recv_json(client) for _ in range(2)]
+            assert [g["data"] for g in got] == ["before", "by hand"]
+            assert got[1]["id"] == f"{first.epoch}-{seq}"
+            again = await fa.connect(worker.uri(f"since={first}"))
+            replayed = await _recv_json(again)
+            assert (replayed["data"], replayed["id"]) == ("by hand", got[1]["id"])
+            await client.close()
+            await again.close()
+
+    run(main, timeout=30)

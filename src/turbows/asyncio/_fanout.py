@@ -29,7 +29,7 @@ from .._enums import State
 from ..codec import FrameWriter
 from ..exceptions import InvalidStateError
 from ._exceptions import WebSocketClosed
-from ._protocol import Message, WebSocket, _as_kind
+from ._protocol import Message, WebSocket
 
 __all__ = ["Batch", "Fanout", "FanoutResult", "SLOW_CONSUMER", "broadcast", "fanout"]
 
@@ -79,23 +79,7 @@ class Batch:
 
     def __init__(self, messages: Iterable[Outgoing], text: Optional[bool] = None) -> None:
         writer = FrameWriter(mask=False)
-        starts: List[int] = []
-        size = 0
-        for message in messages:
-            starts.append(size)
-            if text is not None:
-                payload, is_text = _as_kind(message, text)
-                if is_text:
-                    writer.text(payload)
-                else:
-                    writer.binary(payload)
-            elif type(message) is str:
-                writer.text(message)
-            elif isinstance(message, (bytes, bytearray, memoryview)):
-                writer.binary(message)
-            else:
-                raise TypeError(f"cannot send {type(message).__name__}: use str or bytes")
-            size = len(writer)
+        starts = writer.messages(messages, text)  # one codec call frames them all
         self.frames: bytes = writer.take()
         self.count = len(starts)
         self._starts = starts

@@ -93,8 +93,27 @@ def _candidate_epoch() -> str:
 
 
 def _seq_of(entry_id: Union[bytes, str]) -> int:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    return int(text.partition("-")[0])
+    if isinstance(entry_id, bytes):
+        return int(entry_id.partition(b"-")[0])
+    return int(entry_id.partition("-")[0])
+
+
+def _raw(response: Any, **options: Any) -> Any:
+    return response
+
+
+# Stream entries are taken as the parser gives them, ``[id, [b"d", data]]``, rather than
+# through redis-py's reply callbacks, which build a tuple and a dict per entry.
+_RAW_STREAM_COMMANDS = ("XRANGE", "XREVRANGE")
+
+
+def _data(fields: List[bytes]) -> bytes:
+    """The data of a stream entry from its fields ``[b"d", data]``, as :data:`_PUBLISH`
+    writes them (else the value of its field ``d``)."""
+    for i in range(0, len(fields) - 1, 2):
+        if fields[i] == b"d":
+            return fields[i + 1]
+    raise ValueError(f"a stream entry without the field d: {fields[:4]!r}")
 
 
 class Bus:
@@ -176,12 +195,13 @@ class Bus:
         self._fan = Fanout(self._lagging)
         self._lag_timeout = None if policy == "later" else lag_timeout
         self._close_code = close_code
-        # The channel and sequence numbers of the batch being fanned out (see _lagging).
-        self._batch_of: Tuple[str, List[int]] = ("", [])
+        # The channel and the stream entries of the batch being fanned out (see _lagging).
+        self._batch_of: Tuple[str, List[Any]] = ("", [])
         self._catching_up: Set[asyncio.Task[bool]] = set()
         self._k_epoch = f"{namespace}:epoch"
         self._publisher: Any = None
         self._reader: Any = None
+        self._xread_conn: Any = None
         self._publish_script: Any = None
         self._epoch_script: Any = None
         self._outbox: Deque[Tuple[str, str, str, asyncio.Future[MessageId]]] = collections.deque()
@@ -202,13 +222,16 @@ class Bus:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def _client(self) -> Any:
-        return aioredis.Redis.from_url(
+        client = aioredis.Redis.from_url(
             self.url,
             socket_timeout=max(5.0, self.block * 4),
             socket_connect_timeout=1.0,
             retry=Retry(NoBackoff(), 0),
             decode_responses=False,
         )
+        for command in _RAW_STREAM_COMMANDS:
+            client.set_response_callback(command, _raw)
+        return client
 
     async def start(self) -> "Bus":
         """Start the publisher and the reader (``async with`` does it; the first
@@ -245,6 +268,8 @@ class Bus:
             future = self._outbox.popleft()[3]
             if not future.done():
                 future.set_exception(RedisUnavailable("the bus closed"))
+        if self._xread_conn is not None:
+            await self._xread_conn.disconnect()
         for client in (self._publisher, self._reader):
             if client is not None:
                 await client.aclose()
@@ -544,7 +569,7 @@ class Bus:
             if _seq_of(page[0][0]) != after + 1:  # trimmed while this connection lagged
                 self._reset(ws, "the history was trimmed")
                 return after
-            batch = Batch(self._render(_seq_of(i), channel, f[b"d"].decode()) for i, f in page)
+            batch = self._batch(channel, page)
             fit = max(1, batch.cut(room))
             try:
                 ws._conn.send_frames(batch.head(fit))
@@ -557,8 +582,11 @@ class Bus:
     def _lagging(self, ws: WebSocket, delivered: int) -> None:
         """The fan-out's policy for a connection that took only ``delivered`` messages of
         the batch: it leaves the channel's live set and catches up from Redis."""
-        channel, seqs = self._batch_of
-        position = seqs[delivered - 1] if delivered else seqs[0] - 1
+        channel, entries = self._batch_of
+        if delivered:
+            position = _seq_of(entries[delivered - 1][0])
+        else:
+            position = _seq_of(entries[0][0]) - 1
         self.unsubscribe(ws, (channel,))
         assert self._epoch is not None
         since = {channel: MessageId(self._epoch, position)}
@@ -668,18 +696,15 @@ class Bus:
 
     async def _read_once(self) -> None:
         streams = {self._stream(c): f"{self._cursors[c]}-0" for c in self._subscribers}
-        reply = await self._reader.xread(
-            streams, count=self.batch, block=max(1, int(self.block * 1000))
-        )
+        reply = await self._xread(streams)
         if not reply:
             return
         prefix = len(self.namespace) + 3
-        for stream, entries in reply:
-            channel = (stream.decode() if isinstance(stream, bytes) else stream)[prefix:]
-            members = self._subscribers.get(channel)
+        for stream, entries in reply.items() if type(reply) is dict else reply:
             if not entries:
                 continue
-            seq = _seq_of(entries[-1][0])
+            channel = (stream.decode() if isinstance(stream, bytes) else stream)[prefix:]
+            members = self._subscribers.get(channel)
             cursor = self._cursors.get(channel)
             if cursor is not None and _seq_of(entries[0][0]) != cursor + 1:
                 # Trimmed past this reader while it could not read: no silent gap.
@@ -688,15 +713,11 @@ class Bus:
                 self._cursors.pop(channel, None)  # its subscribers are gone with it
                 continue
             if cursor is not None:
-                self._cursors[channel] = seq
+                self._cursors[channel] = _seq_of(entries[-1][0])
             if not members:
                 continue
-            seqs = [_seq_of(entry_id) for entry_id, _ in entries]
-            batch = Batch(
-                self._render(n, channel, fields[b"d"].decode())
-                for n, (_, fields) in zip(seqs, entries)
-            )
-            self._batch_of = (channel, seqs)
+            batch = self._batch(channel, entries)
+            self._batch_of = (channel, entries)
             result = self._fan.send(members, batch)
             for ws in result.missed:
                 self._forget(ws)
@@ -704,13 +725,53 @@ class Bus:
                 if ws.state is not State.OPEN:
                     self._forget(ws)
 
-    def _render(self, seq: int, channel: str, data: str) -> str:
+    async def _xread(self, streams: Dict[str, str]) -> Any:
+        """One ``XREAD BLOCK`` on the reader's own connection; the reply as the parser gives
+        it: ``{stream: entries}`` (RESP3) or ``[[stream, entries], ...]`` (RESP2).
+
+        A connection of its own rather than a command through the client: the reader sends
+        one request at a time, and the client's path (pool, retry, the reply callback that
+        builds a tuple and a dict per entry) cost it about as much CPU as the rest of its
+        work together (``python -m turbows.bench --only pubsub-ingest``)."""
+        conn = self._xread_conn
+        if conn is None:
+            conn = self._xread_conn = self._reader.connection_pool.make_connection()
+        command = conn.pack_command(
+            "XREAD", "COUNT", self.batch, "BLOCK", max(1, int(self.block * 1000)),
+            "STREAMS", *streams, *streams.values(),
+        )  # fmt: skip
+        try:
+            await conn.send_packed_command(command, check_health=False)
+            return await conn.read_response()
+        except BaseException:
+            # Whatever happened (Redis gone, a timeout, the task cancelled), the reply may
+            # still come: the next XREAD starts on a new connection.
+            await conn.disconnect(nowait=True)
+            raise
+
+    def _batch(self, channel: str, entries: List[Any]) -> Batch:
+        """The deliveries of a channel's stream entries ``[[id, [b"d", data]], ...]``,
+        framed in one codec call: the data as they are (text, UTF-8, validated), or each in
+        its envelope."""
+        try:
+            data = [fields[1] for _, fields in entries if fields[0] == b"d"]
+        except IndexError:
+            data = []
+        if len(data) != len(entries):
+            data = [_data(fields) for _, fields in entries]
         if not self.with_ids:
-            return data
+            return Batch(data, text=True)
         channel_json = self._channel_json.get(channel)
         if channel_json is None:
             channel_json = self._channel_json[channel] = json.dumps(channel)
-        return envelope(f"{self._epoch}-{seq}", channel_json, data)
+        epoch = self._epoch
+        return Batch(
+            [
+                envelope(f"{epoch}-{_seq_of(entry[0])}", channel_json, value.decode())
+                for entry, value in zip(entries, data)
+            ],
+            text=True,
+        )
 
     def _forget(self, ws: WebSocket) -> None:
         self.unsubscribe(ws)
