@@ -7,9 +7,10 @@ with ``resume=True``) can read ids without the ``redis`` extra.
 from __future__ import annotations
 
 import json
-from typing import NamedTuple, Optional, Tuple, Union
+from json.encoder import encode_basestring_ascii as _json_string  # what json.dumps(str) gives
+from typing import Iterable, List, NamedTuple, Optional, Tuple, Union
 
-__all__ = ["RESET", "MessageId", "envelope", "envelope_channel_id", "envelope_id"]
+__all__ = ["RESET", "MessageId", "envelope", "envelope_channel_id", "envelope_id", "envelopes"]
 
 #: The close code of a reset: the client's resume point is gone (the history was trimmed past
 #: it, Redis lost its data so the epoch changed, or the id was never issued). The client must
@@ -45,10 +46,32 @@ class MessageId(NamedTuple):
 _PREFIX = '{"id":"'
 
 
+def _after_id(channel_json: str) -> str:
+    return f'","channel":{channel_json},"data":'
+
+
 def envelope(message_id: str, channel_json: str, data: str) -> str:
     """The text message that carries ``data`` with its id: a JSON object whose first member
     is the id, ``{"id":"E-S","channel":"...","data":"..."}``."""
-    return f'{_PREFIX}{message_id}","channel":{channel_json},"data":{json.dumps(data)}}}'
+    return f"{_PREFIX}{message_id}{_after_id(channel_json)}{_json_string(data)}}}"
+
+
+def envelopes(
+    epoch: int, channel_json: str, seqs: Iterable[bytes], data: Iterable[bytes]
+) -> List[str]:
+    """The envelopes of many messages of one channel and epoch: for each sequence number
+    (ASCII digits) and data (UTF-8), what :func:`envelope` gives, with the parts they
+    share built once.
+
+    Raises:
+        UnicodeDecodeError: a data is not UTF-8.
+    """
+    head = f"{_PREFIX}{epoch}-"
+    middle = _after_id(channel_json)
+    return [
+        f"{head}{seq.decode()}{middle}{_json_string(value.decode())}}}"
+        for seq, value in zip(seqs, data)
+    ]
 
 
 def envelope_id(message: Union[str, bytes]) -> Optional[str]:

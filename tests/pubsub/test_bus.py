@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
@@ -374,3 +376,31 @@ def test_an_entry_with_other_fields_is_delivered_by_its_field_d_live_and_on_resu
             await again.close()
 
     run(main, timeout=30)
+
+
+def test_a_redis_that_stops_answering_is_reported_then_reading_resumes(
+    redis_server: Any,
+) -> None:
+    """Redis frozen (SIGSTOP: the socket stays open, nothing answers): the reader's XREAD
+    times out, health says unreachable, and once Redis answers again delivery goes on."""
+
+    async def main() -> None:
+        async with Worker(redis_server) as worker:
+            client = await fa.connect(worker.uri())
+            await _connected(worker, 1)
+            await worker.bus.publish("news", "before")
+            assert (await _recv_json(client))["data"] == "before"
+            os.kill(redis_server.pid, signal.SIGSTOP)
+            try:
+                for _ in range(300):  # the reader's timeout is 5 s
+                    if not worker.bus.healthy:
+                        break
+                    await asyncio.sleep(0.05)
+                assert worker.bus.health()["redis"] == "unreachable"
+            finally:
+                os.kill(redis_server.pid, signal.SIGCONT)
+            await worker.bus.publish("news", "after")
+            assert (await _recv_json(client, timeout=10))["data"] == "after"
+            await client.close()
+
+    run(main, timeout=40)

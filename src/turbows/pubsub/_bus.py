@@ -8,6 +8,7 @@ import json
 import logging
 import random
 import secrets
+import sys
 import time
 from typing import Any, Deque, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 from urllib.parse import parse_qs, urlsplit
@@ -20,7 +21,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .._enums import State
-from .._resume import RESET, MessageId, envelope
+from .._resume import RESET, MessageId, envelopes
 from ..asyncio._exceptions import WebSocketClosed
 from ..asyncio._fanout import SLOW_CONSUMER, Batch, Fanout, _push
 from ..asyncio._protocol import WebSocket
@@ -29,6 +30,11 @@ from ..exceptions import InvalidStateError, TurboWSError
 __all__ = ["Bus", "OutboxFull", "RedisUnavailable"]
 
 logger = logging.getLogger("turbows.pubsub")
+
+if sys.version_info >= (3, 11):
+    _timeout: Any = asyncio.timeout
+else:  # the reader's connection keeps redis-py's own timeouts (see Bus._xread)
+    _timeout = None
 
 #: Errors that mean "Redis cannot be reached now": retried with backoff, reported by health.
 _DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError, asyncio.TimeoutError)
@@ -190,6 +196,7 @@ class Bus:
         self.block = block
         self.batch = batch
         self.max_delay = max_delay
+        self._socket_timeout = max(5.0, block * 4)
         if policy not in ("later", "close"):
             raise ValueError(f'policy must be "later" or "close", not {policy!r}')
         self._fan = Fanout(self._lagging)
@@ -224,7 +231,7 @@ class Bus:
     def _client(self) -> Any:
         client = aioredis.Redis.from_url(
             self.url,
-            socket_timeout=max(5.0, self.block * 4),
+            socket_timeout=self._socket_timeout,
             socket_connect_timeout=1.0,
             retry=Retry(NoBackoff(), 0),
             decode_responses=False,
@@ -732,17 +739,26 @@ class Bus:
         A connection of its own rather than a command through the client: the reader sends
         one request at a time, and the client's path (pool, retry, the reply callback that
         builds a tuple and a dict per entry) cost it about as much CPU as the rest of its
-        work together (``python -m turbows.bench --only pubsub-ingest``)."""
+        work together (``python -m turbows.bench --only pubsub-ingest``). From Python 3.11,
+        one ``asyncio.timeout`` bounds the request and its reply, instead of redis-py's
+        timeouts, whose ``wait_for`` runs each send as a task of its own."""
         conn = self._xread_conn
         if conn is None:
-            conn = self._xread_conn = self._reader.connection_pool.make_connection()
+            pool = self._reader.connection_pool
+            if _timeout is None:
+                conn = pool.make_connection()
+            else:
+                conn = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
+            self._xread_conn = conn
         command = conn.pack_command(
             "XREAD", "COUNT", self.batch, "BLOCK", max(1, int(self.block * 1000)),
             "STREAMS", *streams, *streams.values(),
         )  # fmt: skip
         try:
-            await conn.send_packed_command(command, check_health=False)
-            return await conn.read_response()
+            if _timeout is None:
+                return await _request(conn, command)
+            async with _timeout(self._socket_timeout):
+                return await _request(conn, command)
         except BaseException:
             # Whatever happened (Redis gone, a timeout, the task cancelled), the reply may
             # still come: the next XREAD starts on a new connection.
@@ -764,14 +780,9 @@ class Bus:
         channel_json = self._channel_json.get(channel)
         if channel_json is None:
             channel_json = self._channel_json[channel] = json.dumps(channel)
-        epoch = self._epoch
-        return Batch(
-            [
-                envelope(f"{epoch}-{_seq_of(entry[0])}", channel_json, value.decode())
-                for entry, value in zip(entries, data)
-            ],
-            text=True,
-        )
+        assert self._epoch is not None
+        seqs = [entry[0].partition(b"-")[0] for entry in entries]
+        return Batch(envelopes(self._epoch, channel_json, seqs, data), text=True)
 
     def _forget(self, ws: WebSocket) -> None:
         self.unsubscribe(ws)
@@ -796,6 +807,12 @@ class Bus:
             ws.abort()
             return
         ws._after()
+
+
+async def _request(conn: Any, command: Any) -> Any:
+    """Send a packed command on a redis-py connection and read its reply."""
+    await conn.send_packed_command(command, check_health=False)
+    return await conn.read_response()
 
 
 def _since_of(ws: WebSocket) -> Optional[str]:
