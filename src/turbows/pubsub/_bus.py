@@ -726,6 +726,7 @@ class Bus:
             batch = self._batch(channel, entries)
             self._batch_of = (channel, entries)
             result = self._fan.send(members, batch)
+            self._batch_of = ("", [])  # _lagging runs within send: the reply is not kept
             for ws in result.missed:
                 self._forget(ws)
             for ws in result.slow:
