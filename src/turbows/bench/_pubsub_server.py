@@ -4,9 +4,10 @@
   connection subscribes to the channel ``bench`` of a :class:`turbows.pubsub.Bus` on ``URL``
   (``with_ids=False``: each delivery is the published text itself); prints ``READY <port>``.
 - ``python -m turbows.bench._pubsub_server publisher URL``: reads lines from stdin:
-  ``burst N`` publishes N messages of 64 bytes as fast as the outbox takes them (pipelined),
-  ``paced N RATE`` publishes N messages at RATE per second, each carrying its
-  ``time.monotonic_ns()`` (the clock every process of the machine shares); answers ``DONE``.
+  ``burst N [SIZE]`` publishes N messages of SIZE bytes (default 64) as fast as the outbox
+  takes them (pipelined), ``paced N RATE [SIZE]`` publishes N messages at RATE per second,
+  each carrying its ``time.monotonic_ns()`` (the clock every process of the machine shares)
+  zero-padded to SIZE bytes; answers ``DONE``.
 
 Both exit when their standard input closes.
 """
@@ -51,11 +52,12 @@ async def _publisher(url: str) -> None:
             words = line.split()
             n = int(words[1])
             if words[0] == "burst":
-                data = "p" * SIZE
+                data = "p" * (int(words[2]) if len(words) > 2 else SIZE)
                 futures = [bus.publish_nowait("bench", data) for _ in range(n)]
                 await asyncio.gather(*futures)
             else:
                 period = 1.0 / float(words[2])
+                size = int(words[3]) if len(words) > 3 else SIZE
                 start = time.monotonic()
                 futures = []
                 for i in range(n):
@@ -63,7 +65,7 @@ async def _publisher(url: str) -> None:
                     if delay > 0:
                         await asyncio.sleep(delay)
                     stamp = str(time.monotonic_ns())
-                    futures.append(bus.publish_nowait("bench", stamp.rjust(SIZE, "0")))
+                    futures.append(bus.publish_nowait("bench", stamp.rjust(size, "0")))
                 await asyncio.gather(*futures)
             sys.stdout.write("DONE\n")
             sys.stdout.flush()

@@ -71,9 +71,12 @@ class Readers:
                     if left[fd] <= 0:
                         del left[fd]
 
-    def frames(self, count: int, frame: int, timeout: float = 30.0) -> list[tuple[float, bytes]]:
-        """Read ``count`` frames of ``frame`` bytes from every socket; return each one's
-        arrival time (``time.monotonic()``) and payload."""
+    def frames(
+        self, count: int, frame: int, timeout: float = 30.0, header: int = 2
+    ) -> list[tuple[float, bytes]]:
+        """Read ``count`` frames of ``frame`` bytes (``header`` of them the frame's header)
+        from every socket; return each one's arrival time (``time.monotonic()``) and
+        payload."""
         pending = dict.fromkeys(self.by_fd, b"")
         left = dict.fromkeys(self.by_fd, count)
         out: list[tuple[float, bytes]] = []
@@ -90,7 +93,7 @@ class Readers:
                     continue
                 whole = len(data) // frame * frame
                 for i in range(0, whole, frame):
-                    out.append((now, data[i + 2 : i + frame]))
+                    out.append((now, data[i + header : i + frame]))
                 pending[fd] = data[whole:]
                 if fd in left:
                     left[fd] -= whole // frame

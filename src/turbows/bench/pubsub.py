@@ -16,6 +16,15 @@ connections with one ``epoll`` loop.
 - ``pubsub-ingest/asyncio``, 64 B: a worker's CPU time per message (its process's CPU clock)
   with one connection: what taking a message from Redis costs (``XREAD``, framing, one
   write).
+- ``pubsub-slow-consumer/asyncio``, 1 KiB: the 99th percentile of publish-to-receive latency
+  of 2 workers x 20 reading connections while 10,000 messages are published at 2,000 per
+  second (one sample with ``--quick``), with one more connection (on the first worker) that
+  stops reading (row ``turbows C, one client not reading``), against the same run without it
+  (row ``turbows C``), the samples interleaved; the target is the ratio (<= 1.2x). The
+  non-reading connection is opened anew for each sample; once the sample is taken it reads
+  again and must get every message of the sample, in order (the default policy,
+  ``"later"``, catches it up from Redis), else the case fails; the case fails too if the
+  kernel's socket buffers held all of it (then no policy was at work).
 - ``pubsub-publish/asyncio``, 64 B: publishes per second of one pipelined publisher, with
   Redis's AOF ``appendfsync always``, ``everysec``, and no persistence: the price of zero
   loss.
@@ -26,6 +35,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -49,7 +59,13 @@ BENCHMARKS = (
     "pubsub-latency/asyncio",
     "pubsub-publish/asyncio",
     "pubsub-ingest/asyncio",
+    "pubsub-slow-consumer/asyncio",
 )
+SLOW = TURBOWS_C + ", one client not reading"
+SLOW_SIZE = 1024
+SLOW_FRAME = 4 + SLOW_SIZE  # 126, then a 16-bit length
+SLOW_RATE = 2000
+SLOW_PER_WORKER = 20
 _PERSISTENCE = {
     TURBOWS_C: (True, "always"),
     TURBOWS_C + ", AOF everysec": (True, "everysec"),
@@ -226,6 +242,99 @@ def _latency(seconds: float) -> Callable[[], float]:
     return measure
 
 
+def _check_stamps(payloads: list[bytes], count: int) -> None:
+    """Every message of the paced run, once, in order: increasing time stamps."""
+    stamps = [int(p) for p in payloads]
+    if len(stamps) != count or any(b <= a for a, b in zip(stamps, stamps[1:])):
+        raise _peers.BenchCheckError(
+            f"the non-reading client got {len(stamps)} of {count} messages, or out of order"
+        )
+
+
+def _read_frames(
+    sock: socket.socket, count: int, frame: int, header: int, timeout: float
+) -> list[bytes]:
+    """Read ``count`` frames of ``frame`` bytes (``header`` of them the frame's header)
+    from ``sock``; return their payloads."""
+    sock.settimeout(timeout)
+    data = bytearray()
+    try:
+        while len(data) < count * frame:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                raise _peers.BenchCheckError("the server closed the non-reading client")
+            data += chunk
+    except socket.timeout:
+        raise _peers.BenchCheckError(
+            f"the non-reading client got {len(data) // frame} of {count} messages"
+        ) from None
+    return [bytes(data[i + header : i + frame]) for i in range(0, len(data), frame)]
+
+
+def _kernel_queued(sock: socket.socket, server_port: int) -> int:
+    """Bytes the kernel holds for ``sock``'s connection to 127.0.0.1:``server_port``: in
+    its receive queue and in the server side's send queue (from ``/proc/net/tcp``)."""
+    mine = sock.getsockname()[1]
+    total = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local = int(fields[1].rsplit(":", 1)[1], 16)
+            remote = int(fields[2].rsplit(":", 1)[1], 16)
+            tx, rx = (int(x, 16) for x in fields[4].split(":"))
+            if local == mine and remote == server_port:
+                total += rx
+            elif local == server_port and remote == mine:
+                total += tx
+    return total
+
+
+def _slow_consumer(count: int, with_slow: bool) -> Callable[[], float]:
+    def measure() -> float:
+        setup = _setup(True, "always", 2, SLOW_PER_WORKER)
+        readers = setup.readers
+        assert readers is not None
+        slow = None
+        if with_slow:
+            endpoint = _echo_client.Endpoint(setup.workers[0].port, True)
+            (slow,) = _echo_client.open_idle(endpoint, 1)
+        # One message to every connection until the new one got one: it is subscribed
+        # before the paced run (then it stops reading).
+        for attempt in range(50):
+            setup.publisher.command("burst 1")
+            readers.receive(FRAME, timeout=30.0)
+            setup.publisher.done()
+            if slow is None:
+                break
+            try:
+                _read_frames(slow, 1, FRAME, 2, 0.2)
+                break
+            except _peers.BenchCheckError:
+                if attempt == 49:
+                    raise
+        try:
+            setup.publisher.command(f"paced {count} {SLOW_RATE} {SLOW_SIZE}")
+            got = readers.frames(count, SLOW_FRAME, 60.0, 4)
+            setup.publisher.done()
+            if slow is not None:
+                # More than the kernel's buffers hold was published to it: the rest was
+                # the slow-consumer policy's to handle.
+                queued = _kernel_queued(slow, setup.workers[0].port)
+                if queued >= count * SLOW_FRAME:
+                    raise _peers.BenchCheckError(
+                        f"the kernel's buffers held all {queued} bytes: publish more"
+                    )
+                # It reads again: everything, once, in order.
+                _check_stamps(_read_frames(slow, count, SLOW_FRAME, 4, 60.0), count)
+        finally:
+            if slow is not None:
+                slow.close()
+        lags = sorted(at - int(payload) / 1e9 for at, payload in got)
+        return lags[int(len(lags) * 0.99) - 1] * 1000
+
+    return measure
+
+
 def cases(quick: bool = False) -> list[Case]:
     """The pubsub cases (Redis and the processes start when the first one runs)."""
     why = ""
@@ -285,6 +394,27 @@ def cases(quick: bool = False) -> list[Case]:
             min_time=0.2,
         )
     )
+    slow_count = 10_000  # x 1 KiB: more than the kernel buffers of a connection hold
+    for name, with_slow in ((TURBOWS_C, False), (SLOW, True)):
+        out.append(
+            Case(
+                BENCHMARKS[4],
+                SLOW_SIZE,
+                name,
+                "turbows",
+                "ms",
+                1,
+                None,
+                why
+                or (
+                    f"p99 publish-to-receive of 2 workers x {SLOW_PER_WORKER} reading clients,"
+                    f" {slow_count} messages at {SLOW_RATE}/s"
+                    + (", one more client not reading" if with_slow else "")
+                ),
+                measure=None if why else _slow_consumer(slow_count, with_slow),
+                max_samples=1 if quick else 5,
+            )
+        )
     for name, (persistent, fsync) in _PERSISTENCE.items():
         out.append(
             Case(
