@@ -1,122 +1,19 @@
-"""The issue's fault targets against a real redis-server: kill -9 with AOF always (exactly
-once, in order per publisher), a client dropping at a random k and resuming on the other
-worker (hypothesis), the reconnecting client's resume=True.
-
-Message counts are scaled for CI; TURBOWS_CI_PUBSUB_FULL=1 runs the issue's sizes
-(2 publishers x 10,000 messages, 2 workers x 20 clients)."""
+"""The reconnecting client against a real redis-server and in-process workers: resume=True
+on another worker, and a reset that makes it start over. The issue's fault targets (kill -9,
+the random drop at k, worker replacement) run with worker processes in test_processes.py."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 from typing import Any, List
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from test_bus import Worker, _connected, _recv_json
+from test_bus import Worker, _connected
 
 import turbows.asyncio as fa
 
 from aio_helpers import run
-
-FULL = os.environ.get("TURBOWS_CI_PUBSUB_FULL", "") not in ("", "0")
-MESSAGES = 10_000 if FULL else 1_500
-CLIENTS = 20 if FULL else 5
-
-
-def test_redis_killed_mid_run_and_back_after_1s_loses_and_duplicates_nothing(
-    redis_server: Any,
-) -> None:
-    from turbows.pubsub import Bus
-
-    async def main() -> None:
-        async with Worker(redis_server) as a, Worker(redis_server) as b:
-            clients = [
-                await fa.connect(w.uri(), max_queue=4096) for w in (a, b) for _ in range(CLIENTS)
-            ]
-            await _connected(a, CLIENTS)
-            await _connected(b, CLIENTS)
-            received: List[List[str]] = [[] for _ in clients]
-            total = 2 * MESSAGES
-
-            async def read(i: int) -> None:
-                while len(received[i]) < total:
-                    received[i].append((await _recv_json(clients[i], 30))["data"])
-
-            readers = [asyncio.ensure_future(read(i)) for i in range(len(clients))]
-            half = asyncio.Event()
-
-            async def publisher(name: str) -> None:
-                async with Bus(redis_server.url, outbox=MESSAGES) as bus:
-                    pending = []
-                    for i in range(MESSAGES):
-                        pending.append(bus.publish_nowait("news", f"{name}:{i}"))
-                        if i == MESSAGES // 2:
-                            half.set()
-                        if len(pending) >= 100:
-                            await asyncio.gather(*pending)
-                            pending = []
-                        await asyncio.sleep(0)
-                    await asyncio.gather(*pending)
-
-            publishers = [asyncio.ensure_future(publisher(n)) for n in ("p1", "p2")]
-            await half.wait()
-            redis_server.kill()
-            await asyncio.sleep(1.0)
-            redis_server.start()
-            await asyncio.wait_for(asyncio.gather(*publishers), 120)
-            await asyncio.wait_for(asyncio.gather(*readers), 120)
-            for got in received:
-                assert len(got) == total  # nothing more arrived (checked below: no extras)
-                assert len(set(got)) == total  # exactly once
-                for name in ("p1", "p2"):
-                    mine = [int(m.split(":")[1]) for m in got if m.startswith(name + ":")]
-                    assert mine == list(range(MESSAGES))  # every one, in order
-            for client in clients:
-                with pytest.raises(asyncio.TimeoutError):
-                    await asyncio.wait_for(client.recv(), 0.05)
-                await client.close()
-
-    run(main, timeout=300)
-
-
-@settings(
-    max_examples=20 if FULL else 6,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],  # one Redis, a channel each
-)
-@given(k=st.integers(min_value=0, max_value=60), extra=st.integers(min_value=0, max_value=30))
-def test_a_client_dropping_at_k_resumes_on_the_other_worker_with_exactly_the_rest(
-    redis_server: Any, k: int, extra: int
-) -> None:
-    async def main() -> None:
-        async with Worker(redis_server) as a, Worker(redis_server) as b:
-            channel = f"prop{os.urandom(4).hex()}"
-            first = await fa.connect(a.uri(f"channel={channel}"))
-            await _connected(a, 1)
-            stop = asyncio.Event()
-            published: List[str] = []
-
-            async def publish() -> None:  # publishing goes on during the drop
-                while not stop.is_set():
-                    published.append(str(await a.bus.publish(channel, str(len(published)))))
-                    await asyncio.sleep(0.001)
-
-            task = asyncio.ensure_future(publish())
-            got = [await _recv_json(first) for _ in range(k + 1)]
-            last = got[-1]["id"]
-            await first.close()
-            second = await fa.connect(b.uri(f"channel={channel}&since={last}"))
-            rest = [await _recv_json(second) for _ in range(extra + 1)]
-            stop.set()
-            await task
-            ids = [g["id"] for g in got + rest]
-            assert ids == published[: len(ids)]  # k+1, k+2, ...: no gap, no duplicate
-            await second.close()
-
-    run(main, timeout=30)
 
 
 def test_the_reconnecting_client_resumes_by_itself_on_another_worker(redis_server: Any) -> None:

@@ -11,26 +11,14 @@ import subprocess
 import sys
 from typing import Any, List
 
+from test_processes import children
+
 import turbows.asyncio as fa
 
 from aio_helpers import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE = os.path.join(ROOT, "examples", "feed", "server.py")
-
-
-def _children(pid: int) -> List[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                out.append(int(entry))
-    return out
 
 
 def test_feed_example_two_workers_a_worker_killed_its_clients_resume(redis_server: Any) -> None:
@@ -82,7 +70,7 @@ def test_feed_example_two_workers_a_worker_killed_its_clients_resume(redis_serve
 
             await say([f"a{i}" for i in range(30)])
             await asyncio.gather(*[take(i, 30) for i in range(len(clients))])
-            workers = _children(proc.pid)
+            workers = children(proc.pid)
             assert len(workers) == 2, workers
             os.kill(workers[0], signal.SIGKILL)
             await say([f"b{i}" for i in range(30)])
@@ -95,10 +83,10 @@ def test_feed_example_two_workers_a_worker_killed_its_clients_resume(redis_serve
             # one before that (a loaded machine), so wait for it a little.
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 5
-            replaced = _children(proc.pid)
+            replaced = children(proc.pid)
             while len(replaced) < 2 and loop.time() < deadline:
                 await asyncio.sleep(0.05)
-                replaced = _children(proc.pid)
+                replaced = children(proc.pid)
             assert len(replaced) == 2 and workers[0] not in replaced
             for client in clients:
                 await client.close()
