@@ -36,6 +36,9 @@ if sys.version_info >= (3, 11):
 else:  # the reader's connection keeps redis-py's own timeouts (see Bus._xread)
     _timeout = None
 
+#: Seconds close() waits for its tasks to stop.
+_CLOSE_TIMEOUT = 5.0
+
 #: Errors that mean "Redis cannot be reached now": retried with backoff, reported by health.
 _DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError, asyncio.TimeoutError)
 
@@ -265,11 +268,20 @@ class Bus:
         tasks = [*self._tasks, *self._catching_up]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        # The loops also end on _closed once woken: redis-py can swallow a cancellation
+        # that lands in a request (the first ones to a fresh server), and a task that went
+        # on would wait for ever. asyncio.wait, unlike awaiting each task, leaves this
+        # task's own cancellation to its caller.
+        for event in (self._wake, self._outbox_event):
+            if event is not None:
+                event.set()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=_CLOSE_TIMEOUT)
+            if pending:
+                logger.warning("%d bus tasks did not stop on close", len(pending))
+            for task in tasks:
+                if task.done() and not task.cancelled():
+                    task.exception()  # retrieved: it ended, by whatever means
         self._tasks = []
         while self._outbox:
             future = self._outbox.popleft()[3]
@@ -410,7 +422,7 @@ class Bus:
         attempt = 0
         ttl = str(int(self.idempotency_ttl * 1000))
         maxlen = str(self.maxlen)
-        while True:
+        while not self._closed:
             if not outbox:
                 event.clear()
                 await event.wait()
@@ -636,7 +648,7 @@ class Bus:
         attempt = 0
         fresh = True  # (re)connected: check the epoch and the trims first
         assert self._wake is not None
-        while True:
+        while not self._closed:
             try:
                 if fresh:
                     await self._check_epoch()
@@ -644,8 +656,9 @@ class Bus:
                     attempt = 0
                     self._came_back("reader")
                 if not self._subscribers:
-                    self._wake.clear()
-                    await self._wake.wait()
+                    if not self._closed:  # (checked since the last await)
+                        self._wake.clear()
+                        await self._wake.wait()
                     continue
                 await self._read_once()
                 self._came_back("reader")
