@@ -15,6 +15,6 @@ if ! command -v redis-server >/dev/null; then
 fi
 redis-server --version
 
-python -m pip install --quiet "redis>=5.0,<9" "hiredis>=2.2,<4"
+python -m pip install --quiet "redis>=5.0.1,<9" "hiredis>=2.2,<4"
 export TURBOWS_REQUIRE_REDIS=1
 python -m pytest tests/pubsub -p no:cacheprovider

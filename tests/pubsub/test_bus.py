@@ -435,3 +435,28 @@ def test_close_ends_even_when_a_redis_call_swallowed_the_cancellation(
         assert loop.time() - began < 1.0
 
     run(main, timeout=30)
+
+
+def test_many_subscribers_at_once_wait_for_a_redis_connection_instead_of_failing(
+    redis_server: Any,
+) -> None:
+    """A reconnection storm (a worker's clients all resuming on another one): every
+    subscription's catch-up needs a Redis connection at once. redis-py's pool refused
+    the 101st ("Too many connections"), which the bus took for Redis being down: a
+    warning, an unhealthy worker and backoff for those subscribers. They now wait for
+    one of a bounded set of connections."""
+
+    async def main() -> None:
+        async with Worker(redis_server) as worker:
+            first = await worker.bus.publish("news", "m0")
+            clients = await asyncio.gather(
+                *[fa.connect(worker.uri(f"since={first}")) for _ in range(250)]
+            )
+            await _connected(worker, len(clients))
+            await worker.bus.publish("news", "m1")
+            for client in clients:
+                assert (await _recv_json(client, 20))["data"] == "m1"
+            assert worker.bus._last_error is None and worker.bus.healthy
+            await asyncio.gather(*[client.close() for client in clients])
+
+    run(main, timeout=60)

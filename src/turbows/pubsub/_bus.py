@@ -36,6 +36,9 @@ if sys.version_info >= (3, 11):
 else:  # the reader's connection keeps redis-py's own timeouts (see Bus._xread)
     _timeout = None
 
+#: Redis connections per client of a Bus (its publisher and its reader) at most.
+_MAX_CONNECTIONS = 16
+
 #: Seconds close() waits for its tasks to stop.
 _CLOSE_TIMEOUT = 5.0
 
@@ -232,13 +235,20 @@ class Bus:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def _client(self) -> Any:
-        client = aioredis.Redis.from_url(
+        # A bounded pool that makes a request wait for a free connection: the catch-ups
+        # of a reconnection storm (hundreds of subscriptions at once) share a few
+        # connections instead of failing past redis-py's default of 100, which would
+        # read as Redis being down.
+        pool = aioredis.BlockingConnectionPool.from_url(
             self.url,
+            max_connections=_MAX_CONNECTIONS,
+            timeout=self._socket_timeout,
             socket_timeout=self._socket_timeout,
             socket_connect_timeout=1.0,
             retry=Retry(NoBackoff(), 0),
             decode_responses=False,
         )
+        client = aioredis.Redis.from_pool(pool)
         for command in _RAW_STREAM_COMMANDS:
             client.set_response_callback(command, _raw)
         return client
