@@ -169,6 +169,29 @@ def test_a_stalled_reader_stays_within_its_limit_plus_one_message(policy: str) -
     run(main, timeout=30)
 
 
+@pytest.mark.parametrize("fast_transport", [True, False], ids=["turbows-transport", "loop-transport"])
+def test_a_reader_takes_a_batch_bigger_than_its_write_limit_whole(fast_transport: bool) -> None:
+    # The socket takes what is written at once, so a connection that reads is never handled
+    # as a slow consumer because one batch is bigger than its write limit.
+    limit = 32 * 1024
+    messages = [f"{i:05d}" + "y" * 994 for i in range(64)]  # 64 KiB of frames: twice the limit
+
+    async def main() -> None:
+        fan = fa.Fanout("close")
+        async with fa.serve(
+            park, "127.0.0.1", 0, write_limit=limit, fast_transport=fast_transport
+        ) as server:
+            client = await fa.connect(uri(server))
+            (member,) = await opened(server, 1)
+            for _ in range(3):
+                result = fan.send([member], messages)
+                assert result.delivered == 1 and not result.slow and not result.missed
+                assert [await client.recv() for _ in messages] == messages
+            await client.close()
+
+    run(main)
+
+
 def test_skip_sends_a_gap_marker_with_the_count_then_goes_on() -> None:
     limit = 16 * 1024
     total = 0

@@ -84,20 +84,30 @@ class Batch:
         self.count = len(starts)
         self._starts = starts
 
-    def cut(self, room: int) -> int:
-        """How many leading messages to write where ``room`` bytes are left under a limit:
-        every message that starts below it (the last one may cross it)."""
-        if room >= len(self.frames):
+    def cut(self, room: int, start: int = 0) -> int:
+        """Where to stop writing the messages from ``start`` on when ``room`` bytes are left
+        under a limit: after every message that starts below it (the last one may cross
+        it). Returns a message count: the index of the first message not to write."""
+        if start >= self.count:
+            return self.count
+        begin = self._starts[start]
+        if room >= len(self.frames) - begin:
             return self.count
         if room <= 0:
-            return 0
-        return bisect.bisect_left(self._starts, room)
+            return start
+        return bisect.bisect_left(self._starts, begin + room)
 
     def head(self, count: int) -> bytes:
         """The frames of the first ``count`` messages."""
-        if count >= self.count:
-            return self.frames
-        return self.frames[: self._starts[count]]
+        return self.part(0, count)
+
+    def part(self, start: int, stop: int) -> bytes:
+        """The frames of the messages from ``start`` to ``stop`` (excluded)."""
+        starts = self._starts
+        end = len(self.frames) if stop >= self.count else starts[stop]
+        if start <= 0:
+            return self.frames if end == len(self.frames) else self.frames[:end]
+        return self.frames[starts[start] : end] if start < self.count else b""
 
     def tail(self, count: int) -> bytes:
         """The frames of the messages after the first ``count``."""
@@ -222,10 +232,25 @@ class Fanout:
     # -- slow connections --------------------------------------------------------------------
 
     def _send_part(self, ws: WebSocket, batch: Batch, fit: int, result: FanoutResult) -> None:
-        """Write the first ``fit`` messages; the policy decides about the others."""
-        if fit and not self._write(ws, batch.head(fit)):
-            result.missed.append(ws)
-            return
+        """Write the first ``fit`` messages, then as many more as the room the socket made
+        by taking them allows; the policy decides about the others.
+
+        A write goes to the socket at once, so a connection that reads keeps its buffer near
+        empty and takes a batch bigger than its write limit whole; one that does not gets
+        its limit's worth (plus the message crossing it) and no more."""
+        done = 0
+        while fit > done:
+            if not self._write(ws, batch.part(done, fit)):
+                if not done:
+                    result.missed.append(ws)
+                    return
+                break
+            done = fit
+            transport = ws._transport
+            if done == batch.count or transport is None:
+                break
+            fit = batch.cut(ws._options.write_high - transport.get_write_buffer_size(), done)
+        fit = done
         if fit == batch.count:
             result.delivered += 1
             return

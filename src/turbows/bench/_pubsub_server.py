@@ -4,8 +4,9 @@
   connection subscribes to the channel ``bench`` of a :class:`turbows.pubsub.Bus` on ``URL``
   (``with_ids=False``: each delivery is the published text itself); prints ``READY <port>``.
 - ``python -m turbows.bench._pubsub_server publisher URL``: reads lines from stdin:
-  ``burst N [SIZE]`` publishes N messages of SIZE bytes (default 64) as fast as the outbox
-  takes them (pipelined), ``paced N RATE [SIZE]`` publishes N messages at RATE per second,
+  ``burst N [SIZE]`` publishes N messages of SIZE bytes (default 64) with one
+  ``publish_many`` (as fast as the outbox takes them, pipelined), ``burst-each N [SIZE]`` the
+  same with one ``publish_nowait`` (and its future) per message, ``paced N RATE [SIZE]`` publishes N messages at RATE per second,
   each carrying its ``time.monotonic_ns()`` (the clock every process of the machine shares)
   zero-padded to SIZE bytes; answers ``DONE``.
 
@@ -51,10 +52,12 @@ async def _publisher(url: str) -> None:
                 break
             words = line.split()
             n = int(words[1])
-            if words[0] == "burst":
+            if words[0] in ("burst", "burst-each"):
                 data = "p" * (int(words[2]) if len(words) > 2 else SIZE)
-                futures = [bus.publish_nowait("bench", data) for _ in range(n)]
-                await asyncio.gather(*futures)
+                if words[0] == "burst":
+                    await bus.publish_many("bench", [data] * n)
+                else:
+                    await asyncio.gather(*[bus.publish_nowait("bench", data) for _ in range(n)])
             else:
                 period = 1.0 / float(words[2])
                 size = int(words[3]) if len(words) > 3 else SIZE

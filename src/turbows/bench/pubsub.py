@@ -7,7 +7,7 @@ runs on a Unix socket in a temporary directory; two worker processes
 connections with one ``epoll`` loop.
 
 - ``pubsub-2w50c/asyncio``, 64 B: deliveries per second from the publisher's burst of N
-  messages until the last byte reached every connection. Rows: ``turbows C`` (through Redis,
+  messages (one ``publish_many``) until the last byte reached every connection. Rows: ``turbows C`` (through Redis,
   AOF ``appendfsync always``), and ``in-process Fanout (reference)``: the fan-out suite's
   server, 100 connections in one process, no Redis, in the same run.
 - ``pubsub-latency/asyncio``, 64 B: the 99th percentile of publish-to-receive latency, 500
@@ -25,9 +25,10 @@ connections with one ``epoll`` loop.
   again and must get every message of the sample, in order (the default policy,
   ``"later"``, catches it up from Redis), else the case fails; the case fails too if the
   kernel's socket buffers held all of it (then no policy was at work).
-- ``pubsub-publish/asyncio``, 64 B: publishes per second of one pipelined publisher, with
-  Redis's AOF ``appendfsync always``, ``everysec``, and no persistence: the price of zero
-  loss.
+- ``pubsub-publish/asyncio``, 64 B: publishes per second of one pipelined publisher
+  (``publish_many``), with Redis's AOF ``appendfsync always``, ``everysec``, and no
+  persistence: the price of zero loss; and with ``appendfsync always``, one
+  ``publish_nowait`` and its future per message.
 """
 
 from __future__ import annotations
@@ -67,9 +68,10 @@ SLOW_FRAME = 4 + SLOW_SIZE  # 126, then a 16-bit length
 SLOW_RATE = 2000
 SLOW_PER_WORKER = 20
 _PERSISTENCE = {
-    TURBOWS_C: (True, "always"),
-    TURBOWS_C + ", AOF everysec": (True, "everysec"),
-    TURBOWS_C + ", no persistence": (False, "no"),
+    TURBOWS_C: (True, "always", "burst"),
+    TURBOWS_C + ", AOF everysec": (True, "everysec", "burst"),
+    TURBOWS_C + ", no persistence": (False, "no", "burst"),
+    TURBOWS_C + ", a future per message": (True, "always", "burst-each"),
 }
 
 
@@ -152,8 +154,8 @@ class _Setup:
         self.processes.append(process)
         return process
 
-    def burst(self, n: int) -> None:
-        self.publisher.command(f"burst {n}")
+    def burst(self, n: int, command: str = "burst") -> None:
+        self.publisher.command(f"{command} {n}")
         self.publisher.done()
 
     def stop(self) -> None:
@@ -219,10 +221,10 @@ def _in_process() -> Loop:
     return fanout._prepare("fanout")()
 
 
-def _publish(persistent: bool, fsync: str) -> Callable[[], Loop]:
+def _publish(persistent: bool, fsync: str, command: str) -> Callable[[], Loop]:
     def prepare() -> Loop:
         setup = _setup(persistent, fsync, 0, 0)
-        return setup.burst
+        return lambda n: setup.burst(n, command)
 
     return prepare
 
@@ -415,7 +417,7 @@ def cases(quick: bool = False) -> list[Case]:
                 max_samples=1 if quick else 5,
             )
         )
-    for name, (persistent, fsync) in _PERSISTENCE.items():
+    for name, (persistent, fsync, command) in _PERSISTENCE.items():
         out.append(
             Case(
                 BENCHMARKS[2],
@@ -424,8 +426,9 @@ def cases(quick: bool = False) -> list[Case]:
                 "turbows",
                 "messages",
                 1,
-                None if why else _publish(persistent, fsync),
-                why or f"one pipelined publisher, Redis appendfsync {fsync}",
+                None if why else _publish(persistent, fsync, command),
+                why
+                or f"one pipelined publisher ({command}), Redis appendfsync {fsync}",
                 min_time=0.2,
             )
         )
