@@ -9,6 +9,7 @@ import os
 import tempfile
 from typing import Any, List
 
+import pytest
 import redis.asyncio as aioredis
 
 from aio_helpers import run
@@ -153,3 +154,11 @@ def test_one_failing_message_fails_alone_and_leaves_the_numbering_contiguous(
         assert [e[1][b"d"] for e in entries] == [b"first", b"a", b"c", b"last"]
 
     run(main, timeout=30)
+
+
+def test_an_idempotency_ttl_redis_cannot_keep_is_refused() -> None:
+    from turbows.pubsub import Bus
+
+    for ttl in (0, 0.0001, -1):
+        with pytest.raises(ValueError, match="idempotency_ttl"):
+            Bus("redis://127.0.0.1:1/0", idempotency_ttl=ttl)

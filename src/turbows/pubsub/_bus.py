@@ -291,6 +291,9 @@ class Bus:
     ) -> None:
         if maxlen < 1 or outbox < 1 or batch < 1 or block <= 0:
             raise ValueError("maxlen, outbox and batch must be >= 1, block > 0")
+        if idempotency_ttl < 0.001:
+            # Redis could not keep the keys (nor the batch key that makes retries safe).
+            raise ValueError("idempotency_ttl must be at least 0.001 s")
         self.url = url
         self.namespace = namespace
         self.maxlen = maxlen
