@@ -310,3 +310,51 @@ def test_messages_before_a_protocol_error_in_the_same_read_are_delivered() -> No
 
     run(main)
     assert got == ["first", b"second", 1006]  # the server failed the connection: no close came back
+
+
+@pytest.mark.parametrize("closing_side", ["client", "server"])
+def test_closing_with_a_full_queue_reads_on_to_the_peers_close_frame(closing_side: str) -> None:
+    # A side whose recv queue is full has stopped reading; when it closes, it must still read
+    # the peer's close frame (and not wait for the close timeout, then end with 1006). What
+    # was queued before the close stays for recv; later messages beyond the queue are dropped.
+    done: "asyncio.Future[Any]"
+    filler = "x" * 2000  # 300 of them are more than one read brings
+
+    async def flood_then_wait(ws: Any) -> None:
+        for i in range(300):
+            await ws.send(f"m{i}:{filler}")
+        await ws.wait_closed()
+
+    async def handler(ws: fa.ServerWebSocket) -> None:
+        if closing_side == "client":
+            await flood_then_wait(ws)
+            return
+        await asyncio.sleep(0.3)  # the client's messages fill this side's queue
+        start = asyncio.get_running_loop().time()
+        await ws.close()
+        done.set_result((asyncio.get_running_loop().time() - start, ws.close_code, ws))
+
+    async def main() -> None:
+        nonlocal done
+        done = asyncio.get_running_loop().create_future()
+        server = fa.serve(handler, "127.0.0.1", 0, max_queue=4, close_timeout=5)
+        async with server:
+            ws = await fa.connect(f"ws://127.0.0.1:{server.port}/", max_queue=4, close_timeout=5)
+            if closing_side == "client":
+                await asyncio.sleep(0.3)  # the server's messages fill this side's queue
+                start = asyncio.get_running_loop().time()
+                await ws.close()
+                elapsed, code, closer = asyncio.get_running_loop().time() - start, ws.close_code, ws
+            else:
+                await flood_then_wait(ws)
+                elapsed, code, closer = await asyncio.wait_for(done, 10)
+            assert code == 1000 and elapsed < 2, (code, elapsed)
+            assert closer.on_message is None
+            got = []
+            with pytest.raises(fa.ClosedOK):
+                while True:
+                    got.append(await closer.recv())
+            assert got == [f"m{i}:{filler}" for i in range(len(got))]
+            assert 4 <= len(got) < 300
+
+    run(main, timeout=30)

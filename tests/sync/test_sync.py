@@ -328,6 +328,45 @@ def test_the_peer_dropping_tcp_is_1006() -> None:
     assert (info.value.code, info.value.clean) == (1006, False)
 
 
+@pytest.mark.parametrize("closing_side", ["client", "server"])
+def test_closing_with_a_full_queue_reads_on_to_the_peers_close_frame(closing_side: str) -> None:
+    # A side whose queue is full has stopped reading; its close() must still read the
+    # peer's close frame, not wait for the close timeout and end with 1006. What was queued
+    # stays for recv; what comes after the close beyond the queue is dropped.
+    filler = "x" * 2000  # 300 of them are more than one read brings
+    seen: List[Any] = []
+
+    def flood(ws: Any) -> None:
+        for i in range(300):
+            ws.send(f"m{i}:{filler}")
+        with pytest.raises(turbows.TurboWSError):
+            while True:
+                ws.recv(timeout=10)
+
+    def close_and_drain(ws: Any) -> None:
+        time.sleep(0.3)  # the peer's messages fill the queue
+        start = time.monotonic()
+        ws.close()
+        elapsed = time.monotonic() - start
+        got = []
+        with pytest.raises(ts.ClosedOK):
+            while True:
+                got.append(ws.recv(timeout=1))
+        seen.append((elapsed, ws.close_code, got))
+
+    handler = close_and_drain if closing_side == "server" else flood
+    with ts.serve(handler, "127.0.0.1", 0, max_queue=4, close_timeout=5) as server:
+        with ts.connect(uri(server), max_queue=4, close_timeout=5) as ws:
+            if closing_side == "client":
+                close_and_drain(ws)
+            else:
+                flood(ws)
+        wait_for(lambda: bool(seen))
+    elapsed, code, got = seen[0]
+    assert code == 1000 and elapsed < 2, (code, elapsed)
+    assert got == [f"m{i}:{filler}" for i in range(len(got))] and 4 <= len(got) < 300
+
+
 def test_the_close_timeout_aborts_a_peer_that_never_answers_the_close() -> None:
     stop = threading.Event()
 

@@ -410,7 +410,10 @@ class WebSocket:
             TypeError: (on assignment) the callback is a coroutine function: its coroutines
                 would never run. Use ``async for message in ws`` for asynchronous handling.
         """
-        return self._on_message
+        callback = self._on_message
+        if getattr(callback, "__func__", None) is WebSocket._keep_while_room:
+            return None  # this side is closing (see _read_until_close)
+        return callback
 
     @on_message.setter
     def on_message(self, callback: Optional[Callable[[Message], None]]) -> None:
@@ -476,6 +479,10 @@ class WebSocket:
         TCP connection is aborted). Does nothing more if the connection is already closing or
         closed. A client still in its opening handshake is aborted.
 
+        Until the peer's close frame comes, reading goes on even if the queue for ``recv`` is
+        full; messages that arrive meanwhile are kept for ``recv`` while it has room, and
+        dropped beyond it. Messages queued before the call stay.
+
         Raises:
             ValueError: the code may not be sent (1005, 1006, 1015, ...) or the reason is
                 longer than 123 bytes in UTF-8.
@@ -489,6 +496,7 @@ class WebSocket:
                 self.abort()
             else:
                 self._after()
+                self._read_until_close()
         elif state is _CONNECTING:
             self.abort()
         await self.wait_closed()
@@ -607,6 +615,24 @@ class WebSocket:
     def _lost(self) -> None:
         """Hook: the TCP connection is gone (servers forget the connection here)."""
 
+    def _read_until_close(self) -> None:
+        """This side sent its close frame: read on until the peer's comes, even if the
+        queue for ``recv`` is full (the application, closing, may not read again; stopping
+        would leave the close frame unread until the close timeout, then end with 1006).
+        What arrives meanwhile is kept for ``recv`` while the queue has room, and dropped
+        beyond it: this side has closed, and memory stays bounded."""
+        if self._on_message is None:
+            self._on_message = self._keep_while_room
+        if self._reading_paused:
+            self._reading_paused = False
+            transport = self._transport
+            if transport is not None and not transport.is_closing() and not self._paused_for_writes:
+                transport.resume_reading()
+
+    def _keep_while_room(self, message: Message) -> None:
+        if len(self._queue) - self._head < self._max_queue:
+            self._queue.append(message)
+
     def _wake(self) -> None:
         queue = self._queue
         if self._head < len(queue):
@@ -615,7 +641,11 @@ class WebSocket:
                 self._waiter = None
                 if not waiter.done():
                     waiter.set_result(None)
-            if len(queue) - self._head >= self._max_queue and not self._reading_paused:
+            if (
+                len(queue) - self._head >= self._max_queue
+                and not self._reading_paused
+                and getattr(self._on_message, "__func__", None) is not WebSocket._keep_while_room
+            ):
                 transport = self._transport
                 if transport is not None and not transport.is_closing():
                     self._reading_paused = True

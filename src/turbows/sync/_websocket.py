@@ -92,6 +92,9 @@ class WebSocket:
         self._flush_pending = False
         self._kicked = False  # recv found nothing more to take before a pending failure
         self._queue: Deque[Message] = collections.deque()
+        # close() sent this side's close frame: read on to the peer's even with a full queue,
+        # keeping what arrives while the queue has room (the application may not read again).
+        self._closing_here = False
         self._closed: Optional[ConnectionClosed] = None
         self._pings: Dict[bytes, List[Optional[float]]] = {}
         self._ping_seq = 0
@@ -294,6 +297,10 @@ class WebSocket:
         TCP connection is aborted). Does nothing more when the connection is already closing
         or closed.
 
+        Until the peer's close frame comes, reading goes on even if the queue for ``recv`` is
+        full; messages that arrive meanwhile are kept for ``recv`` while it has room, and
+        dropped beyond it. Messages queued before the call stay.
+
         Raises:
             ValueError: the code may not be sent (1005, 1006, 1015, ...) or the reason is
                 longer than 123 bytes in UTF-8.
@@ -306,6 +313,8 @@ class WebSocket:
                     self._conn.close(code, reason, _monotonic())
                 except InvalidStateError:
                     abort = True  # a fragmented message is unfinished: cannot close cleanly
+                else:
+                    self._closing_here = True
             elif state is _CONNECTING:
                 abort = True
         if abort:
@@ -365,8 +374,9 @@ class WebSocket:
         for event in events:
             kind = type(event)
             if kind is TextMessage or kind is BinaryMessage:
-                queue.append(event.data)
-                notify = True
+                if not self._closing_here or len(queue) < self._max_queue:
+                    queue.append(event.data)
+                    notify = True
             elif kind is PingAnswered:
                 waiting = self._pings.get(event.payload)
                 if waiting is not None and not waiting:
@@ -597,7 +607,9 @@ class WebSocket:
                     if conn.should_close_transport:
                         break  # _close_socket lets a writer finish first
                     timeout = None if deadline is None else max(0.0, deadline - _monotonic())
-                    if self._flush_pending or len(self._queue) >= self._max_queue:
+                    if self._flush_pending or (
+                        len(self._queue) >= self._max_queue and not self._closing_here
+                    ):
                         # Backpressure: read nothing more while messages wait for recv or
                         # a write waits for the peer; timers still run.
                         cond.wait(timeout)
