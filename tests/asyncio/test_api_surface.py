@@ -205,10 +205,8 @@ def _public(obj: Any) -> set:
 
 
 @pytest.mark.parametrize("use_uvloop", [False, True], ids=["asyncio", "uvloop"])
-@pytest.mark.parametrize("fast_transport", [True, False], ids=["turbows-transport", "loop-transport"])
-def test_a_websocket_shows_its_api_and_no_asyncio_protocol_callbacks(
-    use_uvloop: bool, fast_transport: bool
-) -> None:
+def test_a_websocket_shows_its_api_and_no_asyncio_protocol_callbacks(use_uvloop: bool) -> None:
+    # Both server transports: tests/asyncio/conftest.py runs every test on each.
     if use_uvloop:
         pytest.importorskip("uvloop")
     seen: dict = {}
@@ -219,7 +217,7 @@ def test_a_websocket_shows_its_api_and_no_asyncio_protocol_callbacks(
             await ws.send(message)
 
     async def main() -> None:
-        server = fa.serve(handler, "127.0.0.1", 0, fast_transport=fast_transport)
+        server = fa.serve(handler, "127.0.0.1", 0)
         async with server:
             async with fa.connect(f"ws://127.0.0.1:{server.port}/") as ws:
                 await ws.send("through the protocol object")

@@ -169,8 +169,7 @@ def test_a_stalled_reader_stays_within_its_limit_plus_one_message(policy: str) -
     run(main, timeout=30)
 
 
-@pytest.mark.parametrize("fast_transport", [True, False], ids=["turbows-transport", "loop-transport"])
-def test_a_reader_takes_a_batch_bigger_than_its_write_limit_whole(fast_transport: bool) -> None:
+def test_a_reader_takes_a_batch_bigger_than_its_write_limit_whole() -> None:
     # The socket takes what is written at once, so a connection that reads is never handled
     # as a slow consumer because one batch is bigger than its write limit.
     limit = 32 * 1024
@@ -178,9 +177,7 @@ def test_a_reader_takes_a_batch_bigger_than_its_write_limit_whole(fast_transport
 
     async def main() -> None:
         fan = fa.Fanout("close")
-        async with fa.serve(
-            park, "127.0.0.1", 0, write_limit=limit, fast_transport=fast_transport
-        ) as server:
+        async with fa.serve(park, "127.0.0.1", 0, write_limit=limit) as server:
             client = await fa.connect(uri(server))
             (member,) = await opened(server, 1)
             for _ in range(3):

@@ -138,6 +138,7 @@ class WebSocket:
         "_paused_for_writes",
         "_on_message",
         "_corked",
+        "_draining",
         # slower paths
         "_loop",
         "_options",
@@ -172,6 +173,9 @@ class WebSocket:
         # True while on_message callbacks run for one read: their send_nowait calls are
         # framed at once and written together when the read is done.
         self._corked = False
+        # close() sent this side's close frame while no on_message callback was set: its
+        # own callback (_keep_while_room) reads on to the peer's close frame.
+        self._draining = False
         self._timer: Optional[asyncio.TimerHandle] = None
         self._due: Optional[float] = None
         self._closed: Optional[ConnectionClosed] = None
@@ -410,10 +414,7 @@ class WebSocket:
             TypeError: (on assignment) the callback is a coroutine function: its coroutines
                 would never run. Use ``async for message in ws`` for asynchronous handling.
         """
-        callback = self._on_message
-        if getattr(callback, "__func__", None) is WebSocket._keep_while_room:
-            return None  # this side is closing (see _read_until_close)
-        return callback
+        return None if self._draining else self._on_message
 
     @on_message.setter
     def on_message(self, callback: Optional[Callable[[Message], None]]) -> None:
@@ -429,6 +430,7 @@ class WebSocket:
                     " `async for message in ws` instead, or start a task from a plain callback"
                 )
         self._on_message = callback
+        self._draining = False
 
     async def ping(self, data: Optional[bytes] = None) -> float:
         """Send a ping and wait for its pong.
@@ -623,6 +625,7 @@ class WebSocket:
         beyond it: this side has closed, and memory stays bounded."""
         if self._on_message is None:
             self._on_message = self._keep_while_room
+            self._draining = True
         if self._reading_paused:
             self._reading_paused = False
             transport = self._transport
@@ -644,7 +647,7 @@ class WebSocket:
             if (
                 len(queue) - self._head >= self._max_queue
                 and not self._reading_paused
-                and getattr(self._on_message, "__func__", None) is not WebSocket._keep_while_room
+                and not self._draining
             ):
                 transport = self._transport
                 if transport is not None and not transport.is_closing():

@@ -187,30 +187,23 @@ def stop() -> None:
         _setups.popitem()[1].stop()
 
 
-def _deliveries() -> Loop:
-    setup = _setup(True, "always")
-    readers = setup.readers
-    assert readers is not None
+def _bursts(workers: int = 2, per_worker: int = PER_WORKER) -> Callable[[], Loop]:
+    """A loop that publishes ``n`` messages in one burst and reads them on every connection
+    of ``workers`` x ``per_worker``."""
 
-    def loop(n: int) -> None:
-        setup.publisher.command(f"burst {n}")
-        readers.receive(n * FRAME, timeout=30.0)
-        setup.publisher.done()
+    def prepare() -> Loop:
+        setup = _setup(True, "always", workers, per_worker)
+        readers = setup.readers
+        assert readers is not None
 
-    return loop
+        def loop(n: int) -> None:
+            setup.publisher.command(f"burst {n}")
+            readers.receive(n * FRAME, timeout=30.0)
+            setup.publisher.done()
 
+        return loop
 
-def _ingest() -> Loop:
-    setup = _setup(True, "always", 1, 1)
-    readers = setup.readers
-    assert readers is not None
-
-    def loop(n: int) -> None:
-        setup.publisher.command(f"burst {n}")
-        readers.receive(n * FRAME, timeout=30.0)
-        setup.publisher.done()
-
-    return loop
+    return prepare
 
 
 def _ingest_clock() -> float:
@@ -354,7 +347,7 @@ def cases(quick: bool = False) -> list[Case]:
             "turbows",
             "deliveries",
             2 * PER_WORKER,
-            None if why else _deliveries,
+            None if why else _bursts(),
             why or "2 workers x 50 connections through Redis (AOF always), with_ids=False",
             min_time=0.2,
         ),
@@ -390,7 +383,7 @@ def cases(quick: bool = False) -> list[Case]:
             "turbows",
             "cpu-messages",
             1,
-            None if why else _ingest,
+            None if why else _bursts(1, 1),
             why or "a worker's CPU time per message, one connection (XREAD to write)",
             clock=None if why else _ingest_clock,
             min_time=0.2,
